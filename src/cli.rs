@@ -1,0 +1,65 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// hookgate verifies webhook signatures over the raw body and forwards only verified
+/// requests, byte for byte, to your app.
+#[derive(Debug, Parser)]
+#[command(name = "hookgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the gateway.
+    Run(RunArgs),
+    /// Validate a config file: print every problem as file:line:column and exit non-zero, or
+    /// print a summary and exit 0.
+    Check(ConfigArg),
+    /// Sign a request body with a route's first secret and print a curl command that sends it.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Path of the config file.
+    #[arg(short, long, default_value = "gateway.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Log output format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, such as `info` or `hookgate=debug`. `RUST_LOG` takes precedence when set.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Also start a demo upstream on this address that answers every request with a JSON
+    /// summary of what it received (for trying hookgate out, not for production).
+    #[arg(long, value_name = "ADDRESS")]
+    pub demo_upstream: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Name of the route whose scheme and first secret sign the body.
+    #[arg(long)]
+    pub route: String,
+    /// Request body to sign.
+    #[arg(long, default_value = "{\"hello\":\"world\"}")]
+    pub data: String,
+    /// Base URL of the gateway the curl command is sent to.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+}

@@ -1,0 +1,107 @@
+//! Configuration: reads `gateway.yaml`, checks every key, and resolves it into a model of
+//! parsed values (addresses, durations, byte sizes, decoded keys) that the proxy uses as is.
+//! Loading reports every problem at once, each as `file:line:column: key.path: message`.
+
+mod error;
+mod locate;
+mod raw;
+mod resolve;
+mod secret;
+mod units;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use secret::Secret;
+
+use crate::provider::{Key, Scheme};
+
+/// A validated gateway configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub listeners: Vec<Listener>,
+    pub admin: Option<SocketAddr>,
+    pub server: Server,
+    pub routes: Vec<Route>,
+}
+
+/// A plain-HTTP socket that accepts webhooks.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub address: SocketAddr,
+}
+
+/// Process-wide settings.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Worker threads for the webhook listeners.
+    pub threads: usize,
+    /// Time given to requests in flight after SIGTERM before the process exits.
+    pub grace_period: Duration,
+}
+
+/// One webhook endpoint: which requests it takes, how they are verified, where they go.
+#[derive(Debug)]
+pub struct Route {
+    /// Unique name, `[a-z0-9_-]+`; the `route` label in metrics and logs.
+    pub name: String,
+    pub path: PathMatch,
+    /// Methods accepted; others get 405.
+    pub methods: Vec<http::Method>,
+    pub scheme: Scheme,
+    /// One key per configured secret, in config order; any one may match.
+    pub keys: Vec<Key>,
+    /// Labels of the secrets: their `name:` or their position in the list.
+    pub key_labels: Vec<String>,
+    /// Allowed distance between a signed timestamp and the gateway's clock, either way.
+    pub tolerance: Duration,
+    /// Largest accepted body in bytes.
+    pub max_body: usize,
+    /// Time allowed to receive the whole body, counted from the end of the headers.
+    pub body_timeout: Duration,
+    /// The URL the sender was given, signed by URL-bound schemes and `{url}` templates.
+    pub public_url: Option<String>,
+    pub upstream: Upstream,
+}
+
+/// How a route matches the request path (the query string is not part of the match).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+/// The app that receives verified webhooks.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The URL as configured, for logs.
+    pub url: String,
+    pub address: SocketAddr,
+    pub tls: bool,
+    /// Host name sent as SNI and checked against the certificate when `tls` is set.
+    pub host: String,
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream to start its response once the request is sent.
+    pub response_timeout: Duration,
+}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            location: locate::Location { line: 1, column: 1 },
+            path: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })?;
+    parse(path, &text)
+}
+
+/// Validates config `text` as if it were read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    resolve::resolve(path, text)
+}

@@ -1,0 +1,70 @@
+//! `gateway.yaml` as written: serde structs that reject unknown keys. The resolve step turns
+//! them into the validated model in `config::model`.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// `host:port` to accept webhooks on; port 0 picks a free port.
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `host:port` for `/metrics`, `/healthz` and `/readyz`.
+    pub address: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Worker threads for the webhook listeners. Default: 2.
+    pub threads: Option<usize>,
+    /// Time given to requests in flight after SIGTERM. Default: 10s.
+    pub grace_period: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub path_prefix: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub provider: Option<String>,
+    pub hmac: Option<RawHmac>,
+    #[serde(default)]
+    pub secrets: Vec<RawSecret>,
+    pub tolerance: Option<String>,
+    pub max_body: Option<String>,
+    pub body_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub upstream_timeout: Option<String>,
+    pub public_url: Option<String>,
+    pub upstream: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    pub algorithm: String,
+    pub header: String,
+    pub prefix: Option<String>,
+    pub encoding: String,
+    pub signed: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub id_header: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Name of an environment variable that holds the secret.
+    pub env: Option<String>,
+    /// Path of a file that holds the secret; one trailing newline is stripped.
+    pub file: Option<String>,
+    /// Label for metrics and logs, so an operator can tell rotated secrets apart.
+    pub name: Option<String>,
+}

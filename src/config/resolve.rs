@@ -1,0 +1,607 @@
+//! Turns the raw YAML into the validated model, collecting every problem on the way.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use super::error::{ConfigErrors, Problems};
+use super::locate::{Location, Locator};
+use super::raw::{RawAdmin, RawHmac, RawListener, RawRoute, RawServer};
+use super::{secret, units, Config, Listener, PathMatch, Route, Server, Upstream};
+use crate::provider::{Algorithm, Encoding, HmacRule, Scheme};
+
+const TOP_LEVEL_KEYS: &[&str] = &["listeners", "admin", "server", "routes"];
+const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+const DEFAULT_MAX_BODY: usize = 1 << 20;
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+const DEFAULT_THREADS: usize = 2;
+
+pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let locator = Locator::new(text);
+    let mut problems = Problems::new(file, &locator);
+
+    let document: Value = match serde_yaml::from_str(text) {
+        Ok(value) => value,
+        Err(e) => {
+            let location = e
+                .location()
+                .map_or(Location { line: 1, column: 1 }, |l| Location {
+                    line: l.line(),
+                    column: l.column(),
+                });
+            problems.add_at(String::new(), location, format!("invalid YAML: {e}"));
+            return Err(problems.finish());
+        }
+    };
+    let empty = Mapping::new();
+    let top = match &document {
+        Value::Mapping(map) => map,
+        Value::Null => &empty,
+        _ => {
+            problems.add(
+                "",
+                "the config must be a mapping with `listeners:` and `routes:`",
+            );
+            return Err(problems.finish());
+        }
+    };
+    for key in top.keys() {
+        let name = key.as_str().unwrap_or_default();
+        if !TOP_LEVEL_KEYS.contains(&name) {
+            problems.add(name, unknown_key(name, TOP_LEVEL_KEYS));
+        }
+    }
+
+    let listeners = resolve_listeners(top.get("listeners"), &mut problems);
+    let admin = top
+        .get("admin")
+        .and_then(|v| deserialize::<RawAdmin>(v, "admin", &mut problems))
+        .and_then(|raw| socket_address(&raw.address, "admin.address", &mut problems));
+    let server = resolve_server(top.get("server"), &mut problems);
+    let base = file.parent().unwrap_or(Path::new("."));
+    let routes = resolve_routes(top.get("routes"), base, &mut problems);
+
+    if !problems.is_empty() {
+        return Err(problems.finish());
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        listeners,
+        admin,
+        server,
+        routes,
+    })
+}
+
+fn resolve_listeners(value: Option<&Value>, problems: &mut Problems) -> Vec<Listener> {
+    let no_listeners = "no listeners; add `listeners: [{ address: \"127.0.0.1:8080\" }]`";
+    let Some(value) = value else {
+        problems.add("listeners", no_listeners);
+        return Vec::new();
+    };
+    let Some(raw) = deserialize::<Vec<RawListener>>(value, "listeners", problems) else {
+        return Vec::new();
+    };
+    if raw.is_empty() {
+        problems.add("listeners", no_listeners);
+    }
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let path = format!("listeners[{i}].address");
+            socket_address(&l.address, &path, problems).map(|address| Listener { address })
+        })
+        .collect()
+}
+
+fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
+    let raw: RawServer = value
+        .and_then(|v| deserialize(v, "server", problems))
+        .unwrap_or_default();
+    let threads = raw.threads.unwrap_or(DEFAULT_THREADS);
+    if threads == 0 {
+        problems.add("server.threads", "threads must be at least 1");
+    }
+    let grace_period = duration(
+        raw.grace_period.as_deref(),
+        "server.grace_period",
+        DEFAULT_GRACE_PERIOD,
+        problems,
+    );
+    Server {
+        threads,
+        grace_period,
+    }
+}
+
+fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -> Vec<Route> {
+    let items = match value {
+        Some(Value::Sequence(items)) if !items.is_empty() => items,
+        Some(Value::Sequence(_)) | Some(Value::Null) | None => {
+            problems.add(
+                "routes",
+                "no routes; add at least one route under `routes:`",
+            );
+            return Vec::new();
+        }
+        Some(_) => {
+            problems.add("routes", "`routes` must be a list of routes");
+            return Vec::new();
+        }
+    };
+
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    let mut routes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let Some(raw) = deserialize::<RawRoute>(item, &at, problems) else {
+            continue;
+        };
+        let Some(route) = resolve_route(raw, &at, base, problems) else {
+            continue;
+        };
+        if !names.insert(route.name.clone()) {
+            problems.add(
+                format!("{at}.name"),
+                format!(
+                    "duplicate route name {:?}; route names must be unique",
+                    route.name
+                ),
+            );
+        }
+        if !paths.insert(route.path.clone()) {
+            problems.add(
+                at.clone(),
+                "another route already matches this exact path; remove or change one of them",
+            );
+        }
+        routes.push(route);
+    }
+    routes
+}
+
+fn resolve_route(raw: RawRoute, at: &str, base: &Path, problems: &mut Problems) -> Option<Route> {
+    let before = problems.len();
+    let name = route_name(raw.name.as_deref(), at, problems);
+    let path = route_path(raw.path, raw.path_prefix, at, problems);
+    let methods = route_methods(raw.methods, at, problems);
+    let scheme = route_scheme(raw.provider.as_deref(), raw.hmac, at, problems);
+
+    let mut keys = Vec::new();
+    let mut key_labels = Vec::new();
+    if raw.secrets.is_empty() {
+        problems.add(
+            format!("{at}.secrets"),
+            "no secrets; add `secrets: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
+        );
+    }
+    for (i, raw_secret) in raw.secrets.iter().enumerate() {
+        let path = format!("{at}.secrets[{i}]");
+        let secret = match secret::load(raw_secret, base) {
+            Ok(secret) => secret,
+            Err(message) => {
+                problems.add(path, message);
+                continue;
+            }
+        };
+        let Some(scheme) = &scheme else { continue };
+        match scheme.derive_key(secret.expose()) {
+            Ok(key) => {
+                keys.push(key);
+                key_labels.push(raw_secret.name.clone().unwrap_or_else(|| i.to_string()));
+            }
+            Err(e) => problems.add(path, format!("{}: {e}", secret::describe(raw_secret))),
+        }
+    }
+
+    let tolerance = duration(
+        raw.tolerance.as_deref(),
+        &format!("{at}.tolerance"),
+        DEFAULT_TOLERANCE,
+        problems,
+    );
+    let max_body = match raw.max_body.as_deref().map(units::parse_bytes) {
+        None => DEFAULT_MAX_BODY,
+        Some(Ok(size)) if size > 0 => size,
+        Some(Ok(_)) => {
+            problems.add(format!("{at}.max_body"), "max_body must be at least 1 byte");
+            DEFAULT_MAX_BODY
+        }
+        Some(Err(message)) => {
+            problems.add(format!("{at}.max_body"), message);
+            DEFAULT_MAX_BODY
+        }
+    };
+    let body_timeout = duration(
+        raw.body_timeout.as_deref(),
+        &format!("{at}.body_timeout"),
+        DEFAULT_BODY_TIMEOUT,
+        problems,
+    );
+    let connect_timeout = duration(
+        raw.connect_timeout.as_deref(),
+        &format!("{at}.connect_timeout"),
+        DEFAULT_CONNECT_TIMEOUT,
+        problems,
+    );
+    let response_timeout = duration(
+        raw.upstream_timeout.as_deref(),
+        &format!("{at}.upstream_timeout"),
+        DEFAULT_UPSTREAM_TIMEOUT,
+        problems,
+    );
+    let public_url = raw.public_url.and_then(|url| {
+        match url.parse::<http::Uri>() {
+            Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Some(url),
+            _ => {
+                problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the full URL the sender calls, such as https://hooks.example.com/hooks/github"));
+                None
+            }
+        }
+    });
+    let upstream =
+        upstream(raw.upstream.as_deref(), at, problems).map(|(url, address, tls, host)| Upstream {
+            url,
+            address,
+            tls,
+            host,
+            connect_timeout,
+            response_timeout,
+        });
+
+    if problems.len() > before {
+        return None;
+    }
+    Some(Route {
+        name: name?,
+        path: path?,
+        methods,
+        scheme: scheme?,
+        keys,
+        key_labels,
+        tolerance,
+        max_body,
+        body_timeout,
+        public_url,
+        upstream: upstream?,
+    })
+}
+
+fn route_name(name: Option<&str>, at: &str, problems: &mut Problems) -> Option<String> {
+    let Some(name) = name else {
+        problems.add(
+            at,
+            "route has no `name:`; add a unique name such as `github`",
+        );
+        return None;
+    };
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !valid {
+        problems.add(
+            format!("{at}.name"),
+            format!("invalid route name {name:?}; use only a-z, 0-9, `_` and `-`"),
+        );
+        return None;
+    }
+    Some(name.to_string())
+}
+
+fn route_path(
+    path: Option<String>,
+    prefix: Option<String>,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<PathMatch> {
+    let (key, matcher) = match (path, prefix) {
+        (Some(_), Some(_)) => {
+            problems.add(at, "give either `path:` or `path_prefix:`, not both");
+            return None;
+        }
+        (None, None) => {
+            problems.add(at, "route has no `path:` (exact) or `path_prefix:`; add one such as `path: /hooks/github`");
+            return None;
+        }
+        (Some(p), None) => ("path", PathMatch::Exact(p)),
+        (None, Some(p)) => ("path_prefix", PathMatch::Prefix(p)),
+    };
+    let (PathMatch::Exact(text) | PathMatch::Prefix(text)) = &matcher;
+    if !text.starts_with('/') || text.contains(['?', '#', ' ']) {
+        problems.add(
+            format!("{at}.{key}"),
+            format!("invalid path {text:?}; a path starts with `/` and has no query or spaces"),
+        );
+        return None;
+    }
+    Some(matcher)
+}
+
+fn route_methods(
+    methods: Option<Vec<String>>,
+    at: &str,
+    problems: &mut Problems,
+) -> Vec<http::Method> {
+    let Some(methods) = methods else {
+        return vec![http::Method::POST];
+    };
+    if methods.is_empty() {
+        problems.add(
+            format!("{at}.methods"),
+            "methods is empty; list at least one, such as [POST]",
+        );
+    }
+    methods
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(i, m)| match http::Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(method) => Some(method),
+                Err(_) => {
+                    problems.add(
+                        format!("{at}.methods[{i}]"),
+                        format!("invalid HTTP method {m:?}"),
+                    );
+                    None
+                }
+            },
+        )
+        .collect()
+}
+
+fn route_scheme(
+    provider: Option<&str>,
+    hmac: Option<RawHmac>,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<Scheme> {
+    match (provider, hmac) {
+        (Some(_), Some(_)) => {
+            problems.add(at, "give either `provider:` or `hmac:`, not both");
+            None
+        }
+        (None, None) => {
+            problems.add(
+                at,
+                format!(
+                    "route has no signature scheme; add `provider:` (one of {}) or an `hmac:` block",
+                    Scheme::preset_names().join(", ")
+                ),
+            );
+            None
+        }
+        (Some(name), None) => {
+            let scheme = Scheme::preset(name);
+            if scheme.is_none() {
+                problems.add(
+                    format!("{at}.provider"),
+                    format!(
+                        "unknown provider {name:?}; use one of {} or an `hmac:` block",
+                        Scheme::preset_names().join(", ")
+                    ),
+                );
+            }
+            scheme
+        }
+        (None, Some(raw)) => hmac_rule(raw, &format!("{at}.hmac"), problems).map(Scheme::Hmac),
+    }
+}
+
+fn hmac_rule(raw: RawHmac, at: &str, problems: &mut Problems) -> Option<HmacRule> {
+    let algorithm = match raw.algorithm.as_str() {
+        "sha1" => Some(Algorithm::Sha1),
+        "sha256" => Some(Algorithm::Sha256),
+        "sha512" => Some(Algorithm::Sha512),
+        other => {
+            problems.add(
+                format!("{at}.algorithm"),
+                format!("unknown algorithm {other:?}; use sha1, sha256 or sha512"),
+            );
+            None
+        }
+    };
+    let encoding = match raw.encoding.as_str() {
+        "hex" => Some(Encoding::Hex),
+        "base64" => Some(Encoding::Base64),
+        other => {
+            problems.add(
+                format!("{at}.encoding"),
+                format!("unknown encoding {other:?}; use hex or base64"),
+            );
+            None
+        }
+    };
+    let rule = HmacRule::new(
+        algorithm?,
+        &raw.header,
+        raw.prefix.as_deref(),
+        encoding?,
+        raw.signed.as_deref().unwrap_or("{body}"),
+        raw.timestamp_header.as_deref(),
+        raw.id_header.as_deref(),
+    );
+    match rule {
+        Ok(rule) => Some(rule),
+        Err(message) => {
+            problems.add(at, message);
+            None
+        }
+    }
+}
+
+/// Parses an `http://` or `https://` upstream URL into a resolved address.
+fn upstream(
+    url: Option<&str>,
+    at: &str,
+    problems: &mut Problems,
+) -> Option<(String, SocketAddr, bool, String)> {
+    let path = format!("{at}.upstream");
+    let Some(url) = url else {
+        problems.add(
+            at,
+            "route has no `upstream:`; add the app's URL such as \"http://127.0.0.1:3000\"",
+        );
+        return None;
+    };
+    let fail = |problems: &mut Problems, why: &str| {
+        problems.add(
+            path.clone(),
+            format!("invalid upstream URL {url:?}: {why}; write it as http://HOST:PORT or https://HOST:PORT"),
+        );
+    };
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        fail(problems, "not a URL");
+        return None;
+    };
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            fail(problems, "the scheme must be http or https");
+            return None;
+        }
+    };
+    let Some(host) = uri.host() else {
+        fail(problems, "no host");
+        return None;
+    };
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        fail(
+            problems,
+            "a path or query is not supported, because the request path is forwarded unchanged",
+        );
+        return None;
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let address = match (host.as_str(), port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(address)) => address,
+        Ok(None) | Err(_) => {
+            fail(problems, "the host does not resolve");
+            return None;
+        }
+    };
+    Some((url.to_string(), address, tls, host))
+}
+
+fn socket_address(text: &str, path: &str, problems: &mut Problems) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            problems.add(
+                path,
+                format!(
+                    "invalid address {text:?}; write IP:PORT, such as 127.0.0.1:8080 or [::1]:8080"
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn duration(
+    text: Option<&str>,
+    path: &str,
+    default: Duration,
+    problems: &mut Problems,
+) -> Duration {
+    match text.map(units::parse_duration) {
+        None => default,
+        Some(Ok(value)) => value,
+        Some(Err(message)) => {
+            problems.add(path, message);
+            default
+        }
+    }
+}
+
+/// Deserializes one part of the document, reporting a failure at the exact key. Unknown
+/// keys are reported and removed one by one, so that the rest of the part is still checked.
+fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Problems) -> Option<T> {
+    let mut value = value.clone();
+    loop {
+        let error = match serde_path_to_error::deserialize(value.clone()) {
+            Ok(parsed) => return Some(parsed),
+            Err(error) => error,
+        };
+        let mut parent = at.to_string();
+        let mut segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+        let message = error.inner().to_string();
+        let unknown = unknown_field_name(&message).map(str::to_string);
+        // For an unknown key the path already ends with that key.
+        if unknown.is_some() {
+            segments.pop();
+        }
+        for segment in &segments {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => {
+                    parent.push_str(&format!("[{index}]"))
+                }
+                serde_path_to_error::Segment::Map { key } => {
+                    if !parent.is_empty() {
+                        parent.push('.');
+                    }
+                    parent.push_str(key);
+                }
+                _ => {}
+            }
+        }
+        let Some(field) = unknown else {
+            problems.add(parent, message);
+            return None;
+        };
+        let path = if parent.is_empty() {
+            field.clone()
+        } else {
+            format!("{parent}.{field}")
+        };
+        problems.add(path, message.replacen("unknown field", "unknown key", 1));
+        if !remove_key(&mut value, &segments, &field) {
+            return None;
+        }
+    }
+}
+
+/// Removes `key` from the mapping at `segments` inside `value`; false when it is not there.
+fn remove_key(value: &mut Value, segments: &[&serde_path_to_error::Segment], key: &str) -> bool {
+    let mut node = value;
+    for segment in segments {
+        let next = match segment {
+            serde_path_to_error::Segment::Seq { index } => node.get_mut(*index),
+            serde_path_to_error::Segment::Map { key } => node.get_mut(key.as_str()),
+            _ => None,
+        };
+        let Some(next) = next else { return false };
+        node = next;
+    }
+    node.as_mapping_mut()
+        .and_then(|map| map.remove(key))
+        .is_some()
+}
+
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn unknown_key(name: &str, allowed: &[&str]) -> String {
+    format!(
+        "unknown key `{name}`, expected one of {}",
+        allowed.join(", ")
+    )
+}

@@ -1,0 +1,89 @@
+//! Helpers for trying hookgate out: a demo upstream that echoes what it received, and
+//! `hookgate sign`, which prints a curl command carrying a valid signature.
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use sha2::{Digest, Sha256};
+
+use crate::cli::SignArgs;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, PathMatch};
+use crate::provider::sign;
+
+/// An upstream that answers every request with a JSON summary of it, and logs it.
+pub struct EchoUpstream;
+
+#[async_trait]
+impl ServeHttp for EchoUpstream {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            body.extend_from_slice(&chunk);
+        }
+        let header = session.req_header();
+        let summary = serde_json::json!({
+            "upstream": "hookgate demo upstream",
+            "method": header.method.as_str(),
+            "path": header.uri.to_string(),
+            "body_bytes": body.len(),
+            "body_sha256": hex::encode(Sha256::digest(&body)),
+        });
+        tracing::info!(method = %header.method, path = %header.uri, body_bytes = body.len(), "demo upstream received a request");
+        let mut text = summary.to_string();
+        text.push('\n');
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("content-length", text.len())
+            .body(text.into_bytes())
+            .unwrap_or_default()
+    }
+}
+
+/// Prints a curl command that sends `args.data` to the route, signed with its first secret.
+pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
+    let config = config::load(&args.config.config)?;
+    let Some(route) = config.routes.iter().find(|r| r.name == args.route) else {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        anyhow::bail!(
+            "no route named {:?}; routes: {}",
+            args.route,
+            names.join(", ")
+        );
+    };
+    let path = match &route.path {
+        PathMatch::Exact(path) => path.clone(),
+        PathMatch::Prefix(prefix) => format!("{prefix}demo"),
+    };
+    let url = route.public_url.clone().unwrap_or_else(|| path.clone());
+    let headers = sign::sign(
+        &route.scheme,
+        &route.keys[0],
+        &sign::Message {
+            method: "POST",
+            url: &url,
+            body: args.data.as_bytes(),
+            timestamp: SystemClock.now_unix(),
+            id: &format!("msg_demo_{}", SystemClock.now_unix()),
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+
+    let mut command = format!(
+        "curl -sS -X POST {}{} -H 'Content-Type: application/json'",
+        args.gateway.trim_end_matches('/'),
+        path
+    );
+    for (name, value) in headers {
+        command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
+    }
+    command.push_str(&format!(" --data-binary {}", shell_quote(&args.data)));
+    println!("{command}");
+    Ok(())
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}

@@ -1,0 +1,26 @@
+//! hookgate: a webhook verification gateway.
+//!
+//! Each request goes through these stages, in order, and only a request that passes all of
+//! them opens a connection to the upstream:
+//!
+//! ```text
+//! client ──▶ route ──▶ body ──▶ verify ──▶ forward ──▶ upstream
+//!            (route)   (proxy::body)  (provider)  (proxy::forward)
+//!   404/405/400 ◀┘  413/408/400 ◀┘  400/401 ◀┘   502/504 ◀┘
+//! ```
+//!
+//! `config` turns `gateway.yaml` into the validated model these stages use, `reject` holds
+//! every refusal, and `metrics` every Prometheus series.
+
+pub mod admin;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod provider;
+pub mod proxy;
+pub mod reject;
+pub mod route;
+pub mod server;
+pub mod telemetry;

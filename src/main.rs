@@ -1,0 +1,49 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+use hookgate::cli::{Cli, Command};
+use hookgate::clock::SystemClock;
+use hookgate::{config, demo, server, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => return check(&args.config),
+        Command::Sign(args) => demo::print_signed_curl(&args),
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: ok, {} listener(s), {} route(s)",
+                path.display(),
+                config.listeners.len(),
+                config.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} problem(s) found", path.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: hookgate::cli::RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_format, &args.log_level)?;
+    let config = config::load(&args.config.config)?;
+    server::run(config, Arc::new(SystemClock), args.demo_upstream)
+}

@@ -1,0 +1,175 @@
+//! Every Prometheus metric the gateway exports, registered in the default registry so that the
+//! `process_*` collector appears beside them. Labels come only from bounded sets: route
+//! names, reason names, secret labels and status classes.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
+};
+
+use crate::reject::Reject;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+const SIZE_BUCKETS: &[f64] = &[
+    256.0,
+    1024.0,
+    4096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+];
+const SKEW_BUCKETS: &[f64] = &[
+    -300.0, -60.0, -10.0, -1.0, 0.0, 1.0, 10.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub rejections: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub verify_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub body_size: HistogramVec,
+    pub secret_matches: IntCounterVec,
+    pub clock_skew: HistogramVec,
+    pub upstream_responses: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+}
+
+/// Label used for requests that matched no route.
+pub const NO_ROUTE: &str = "";
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+
+impl Metrics {
+    #[allow(clippy::expect_used)]
+    fn register() -> Metrics {
+        // Registration only fails on a duplicate or invalid name, a programming error that the
+        // unit tests catch, so a panic here cannot come from input.
+        let metrics = Metrics {
+            requests: register_int_counter_vec!(
+                "hookgate_requests_total",
+                "Webhook requests by route and outcome (forwarded or rejected).",
+                &["route", "outcome"]
+            )
+            .expect("register hookgate_requests_total"),
+            rejections: register_int_counter_vec!(
+                "hookgate_rejections_total",
+                "Rejected requests by route and reason.",
+                &["route", "reason"]
+            )
+            .expect("register hookgate_rejections_total"),
+            request_duration: register_histogram_vec!(
+                "hookgate_request_duration_seconds",
+                "Time from the end of the request headers to the end of the response.",
+                &["route"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_request_duration_seconds"),
+            verify_duration: register_histogram_vec!(
+                "hookgate_verify_duration_seconds",
+                "Time spent checking the signature and timestamp of a fully read body.",
+                &["route"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_verify_duration_seconds"),
+            upstream_duration: register_histogram_vec!(
+                "hookgate_upstream_duration_seconds",
+                "Time from connecting to the upstream to the end of its response header.",
+                &["route"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_upstream_duration_seconds"),
+            body_size: register_histogram_vec!(
+                "hookgate_request_body_bytes",
+                "Size of fully read request bodies.",
+                &["route"],
+                SIZE_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_request_body_bytes"),
+            secret_matches: register_int_counter_vec!(
+                "hookgate_secret_matches_total",
+                "Verified requests by route and the secret that matched (its name or position).",
+                &["route", "secret"]
+            )
+            .expect("register hookgate_secret_matches_total"),
+            clock_skew: register_histogram_vec!(
+                "hookgate_clock_skew_seconds",
+                "Gateway clock minus the signed timestamp, for verified timestamped requests.",
+                &["route"],
+                SKEW_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_clock_skew_seconds"),
+            upstream_responses: register_int_counter_vec!(
+                "hookgate_upstream_responses_total",
+                "Upstream responses by route and status class (2xx, 3xx, 4xx, 5xx).",
+                &["route", "class"]
+            )
+            .expect("register hookgate_upstream_responses_total"),
+            in_flight: register_int_gauge_vec!(
+                "hookgate_requests_in_flight",
+                "Requests being read, verified or forwarded.",
+                &["route"]
+            )
+            .expect("register hookgate_requests_in_flight"),
+            build_info: register_int_gauge_vec!(
+                "hookgate_build_info",
+                "Always 1; the labels carry the hookgate version.",
+                &["version"]
+            )
+            .expect("register hookgate_build_info"),
+        };
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
+    }
+
+    /// Creates the series of a route at zero, so dashboards show them before the first event.
+    pub fn init_route(&self, route: &str, key_labels: &[String]) {
+        for outcome in ["forwarded", "rejected"] {
+            self.requests.with_label_values(&[route, outcome]);
+        }
+        for reject in Reject::all() {
+            self.rejections.with_label_values(&[route, reject.as_str()]);
+        }
+        for label in key_labels {
+            self.secret_matches.with_label_values(&[route, label]);
+        }
+    }
+
+    pub fn record_reject(&self, route: &str, reject: Reject) {
+        self.requests.with_label_values(&[route, "rejected"]).inc();
+        self.rejections
+            .with_label_values(&[route, reject.as_str()])
+            .inc();
+    }
+}
+
+/// Renders every registered metric in the Prometheus text format.
+pub fn render() -> String {
+    let families = prometheus::gather();
+    prometheus::TextEncoder::new()
+        .encode_to_string(&families)
+        .unwrap_or_default()
+}
+
+/// `2xx`-style class of an HTTP status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

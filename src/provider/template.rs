@@ -1,0 +1,189 @@
+//! The `signed` template of a generic HMAC rule: literal text with placeholders for the parts
+//! of the request that the provider signs.
+
+use http::HeaderName;
+
+/// One piece of a parsed template, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Part {
+    Literal(String),
+    Body,
+    Timestamp,
+    Id,
+    Method,
+    Url,
+    Header(HeaderName),
+}
+
+const PLACEHOLDERS: &str = "{body}, {timestamp}, {id}, {method}, {url} or {header:NAME}";
+
+/// Parses a template such as `v0:{timestamp}:{body}`.
+///
+/// `{{` and `}}` stand for literal braces. Errors name the offending text and the fix.
+pub(super) fn parse(template: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut literal = String::new();
+    let mut rest = template;
+    while let Some(index) = rest.find(['{', '}']) {
+        literal.push_str(&rest[..index]);
+        let tail = &rest[index..];
+
+        if let Some(after) = tail.strip_prefix("{{") {
+            literal.push('{');
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
+            literal.push('}');
+            rest = after;
+        } else if tail.starts_with('}') {
+            return Err(format!(
+                "unmatched '}}' at byte {} of signed template {template:?}; \
+                 write '}}}}' for a literal brace",
+                template.len() - tail.len()
+            ));
+        } else {
+            let Some(end) = tail.find('}') else {
+                return Err(format!(
+                    "unclosed '{{' at byte {} of signed template {template:?}; \
+                     close the placeholder with '}}' or write '{{{{' for a literal brace",
+                    template.len() - tail.len()
+                ));
+            };
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            parts.push(placeholder(&tail[1..end])?);
+            rest = &tail[end + 1..];
+        }
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        parts.push(Part::Literal(literal));
+    }
+    Ok(parts)
+}
+
+fn placeholder(name: &str) -> Result<Part, String> {
+    let part = match name {
+        "body" => Part::Body,
+        "timestamp" => Part::Timestamp,
+        "id" => Part::Id,
+        "method" => Part::Method,
+        "url" => Part::Url,
+        _ => {
+            let Some(header) = name.strip_prefix("header:") else {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} in signed template; use {PLACEHOLDERS}"
+                ));
+            };
+            let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+                format!(
+                    "invalid header name {header:?} in {{{name}}}; \
+                     use an HTTP header name such as x-request-id"
+                )
+            })?;
+            Part::Header(header)
+        }
+    };
+    Ok(part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal(text: &str) -> Part {
+        Part::Literal(text.to_owned())
+    }
+
+    #[test]
+    fn parses_placeholders_and_literals() {
+        let parts = parse("v0:{timestamp}:{body}");
+
+        assert_eq!(
+            parts,
+            Ok(vec![
+                literal("v0:"),
+                Part::Timestamp,
+                literal(":"),
+                Part::Body
+            ])
+        );
+    }
+
+    #[test]
+    fn parses_every_placeholder() {
+        let parts = parse("{method}{url}{id}{timestamp}{body}{header:X-Request-Id}");
+
+        assert_eq!(
+            parts,
+            Ok(vec![
+                Part::Method,
+                Part::Url,
+                Part::Id,
+                Part::Timestamp,
+                Part::Body,
+                Part::Header(HeaderName::from_static("x-request-id")),
+            ])
+        );
+    }
+
+    #[test]
+    fn doubled_braces_are_literal() {
+        let parts = parse("{{x}}{body}}}");
+
+        assert_eq!(parts, Ok(vec![literal("{x}"), Part::Body, literal("}")]));
+    }
+
+    #[test]
+    fn empty_template_has_no_parts() {
+        assert_eq!(parse(""), Ok(vec![]));
+    }
+
+    #[test]
+    fn rejects_unknown_placeholder() {
+        let error = parse("{bodyy}").err().unwrap_or_default();
+
+        assert!(error.starts_with("unknown placeholder {bodyy}"), "{error}");
+        assert!(error.contains("{header:NAME}"), "{error}");
+    }
+
+    #[test]
+    fn rejects_placeholder_names_in_other_case() {
+        let error = parse("{Body}").err().unwrap_or_default();
+
+        assert!(error.starts_with("unknown placeholder {Body}"), "{error}");
+    }
+
+    #[test]
+    fn rejects_unclosed_brace() {
+        let error = parse("{timestamp}.{body").err().unwrap_or_default();
+
+        assert!(error.starts_with("unclosed '{' at byte 12"), "{error}");
+    }
+
+    #[test]
+    fn rejects_unmatched_closing_brace() {
+        let error = parse("{body}x}").err().unwrap_or_default();
+
+        assert!(error.starts_with("unmatched '}' at byte 7"), "{error}");
+    }
+
+    #[test]
+    fn rejects_invalid_header_name() {
+        for template in ["{header:}", "{header:x y}", "{header:x:y}", "{header:é}"] {
+            let error = parse(template).err().unwrap_or_default();
+
+            assert!(
+                error.starts_with("invalid header name"),
+                "{template}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_brace_is_unknown_placeholder() {
+        let error = parse("{bo{dy}").err().unwrap_or_default();
+
+        assert!(error.starts_with("unknown placeholder {bo{dy}"), "{error}");
+    }
+}

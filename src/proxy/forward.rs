@@ -1,0 +1,219 @@
+//! Forward stage: sends a verified request, body byte for byte, to the upstream through
+//! Pingora's pooled connector and streams the upstream's response back to the client.
+//!
+//! The gateway writes the request itself instead of returning to Pingora's proxy phases,
+//! because Pingora 0.9 replays a body read in `request_filter` only up to 64 KiB and sends
+//! larger ones without their body.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use crate::reject::Reject;
+
+/// Idle time after which a pooled upstream connection is closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Headers that describe one connection rather than the message (RFC 9110, section 7.6.1),
+/// plus `Expect`, which the gateway has already answered.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+];
+
+/// What happened upstream, for metrics and logs.
+pub struct Forwarded {
+    pub status: u16,
+    /// Time from asking for a connection to the end of the upstream's response header.
+    pub upstream_duration: Duration,
+}
+
+/// Forwards the request and relays the response; [`Outcome`] tells how it ended.
+pub async fn forward(
+    connector: &Connector,
+    peer: &HttpPeer,
+    response_timeout: Duration,
+    session: &mut Session,
+    body: Bytes,
+) -> Outcome {
+    let request = upstream_request(session, body.len());
+    let started = Instant::now();
+
+    // A pooled connection may have been closed by the upstream while idle; such a failure
+    // happens before the upstream reads the request, so one retry on a new connection is safe.
+    let mut attempts_left = 2;
+    let mut upstream = loop {
+        attempts_left -= 1;
+        match send(connector, peer, response_timeout, &request, &body).await {
+            Ok(upstream) => break upstream,
+            Err((e, reused)) if reused && attempts_left > 0 => {
+                tracing::debug!(error = %e, "pooled upstream connection failed, retrying on a new one");
+            }
+            Err((e, _)) => return Outcome::Failed(classify(&e), e),
+        }
+    };
+    let upstream_duration = started.elapsed();
+
+    let Some(response) = upstream.response_header() else {
+        let cause = Error::explain(ErrorType::InvalidHTTPHeader, "no response header");
+        return Outcome::Failed(Reject::UpstreamError, cause);
+    };
+    let status = response.status.as_u16();
+    let response = downstream_response(response, session.is_http2());
+    let forwarded = Forwarded {
+        status,
+        upstream_duration,
+    };
+    if let Err(e) = relay_response(session, &mut upstream, response).await {
+        return Outcome::Broken(forwarded, e);
+    }
+    if upstream.response_done() {
+        connector
+            .release_http_session(upstream, peer, Some(POOL_IDLE_TIMEOUT))
+            .await;
+    }
+    Outcome::Done(forwarded)
+}
+
+/// How a forward ended.
+pub enum Outcome {
+    /// The whole upstream response reached the client.
+    Done(Forwarded),
+    /// The upstream could not be used; nothing has been written to the client yet.
+    Failed(Reject, Box<Error>),
+    /// The response started but the upstream or the client failed during the body.
+    Broken(Forwarded, Box<Error>),
+}
+
+/// Connects (or reuses a connection), sends the request and reads the response header.
+/// On failure also returns whether the connection came from the pool.
+async fn send(
+    connector: &Connector,
+    peer: &HttpPeer,
+    response_timeout: Duration,
+    request: &RequestHeader,
+    body: &Bytes,
+) -> Result<HttpSession, (Box<Error>, bool)> {
+    let (mut upstream, reused) = connector
+        .get_http_session(peer)
+        .await
+        .map_err(|e| (e, false))?;
+    upstream.set_read_timeout(Some(response_timeout));
+    let exchange = async {
+        upstream
+            .write_request_header(Box::new(request.clone()))
+            .await?;
+        if !body.is_empty() {
+            upstream.write_request_body(body.clone(), true).await?;
+        }
+        upstream.finish_request_body().await?;
+        upstream.read_response_header().await
+    };
+    match exchange.await {
+        Ok(()) => Ok(upstream),
+        Err(e) => Err((e, reused)),
+    }
+}
+
+/// The client's request header, unchanged except for hop-by-hop headers and the framing:
+/// a body that arrived chunked, or over HTTP/2, goes out with a `Content-Length`.
+fn upstream_request(session: &Session, body_len: usize) -> RequestHeader {
+    let mut request = session.req_header().clone();
+    let had_length = request.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !request
+            .headers
+            .contains_key(http::header::TRANSFER_ENCODING);
+    for name in HOP_BY_HOP {
+        request.remove_header(*name);
+    }
+    if session.is_http2() {
+        request.set_version(http::Version::HTTP_11);
+        if !request.headers.contains_key(http::header::HOST) {
+            if let Some(authority) = request.uri.authority().map(|a| a.to_string()) {
+                let _ = request.insert_header(http::header::HOST, authority);
+            }
+        }
+    }
+    if !had_length && (body_len > 0 || request.method != http::Method::GET) {
+        request.remove_header(&http::header::CONTENT_LENGTH);
+        let _ = request.insert_header(http::header::CONTENT_LENGTH, body_len.to_string());
+    }
+    request
+}
+
+/// The upstream's response header for the client. Connection-level headers are dropped
+/// for HTTP/2 clients, which must not receive them; `Transfer-Encoding` stays for HTTP/1
+/// so that Pingora frames the body the same way.
+fn downstream_response(response: &ResponseHeader, http2: bool) -> ResponseHeader {
+    let mut response = response.clone();
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "upgrade",
+        "trailer",
+    ] {
+        response.remove_header(name);
+    }
+    if http2 {
+        response.remove_header("transfer-encoding");
+    }
+    response
+}
+
+async fn relay_response(
+    session: &mut Session,
+    upstream: &mut HttpSession,
+    response: ResponseHeader,
+) -> Result<(), Box<Error>> {
+    let head_only = session.req_header().method == http::Method::HEAD;
+    let end_with_header = head_only || upstream.response_done();
+    session
+        .write_response_header(Box::new(response), end_with_header)
+        .await?;
+    if end_with_header {
+        return Ok(());
+    }
+    while let Some(chunk) = upstream.read_response_body().await? {
+        session.write_response_body(Some(chunk), false).await?;
+    }
+    session.write_response_body(None, true).await
+}
+
+fn classify(error: &Error) -> Reject {
+    match error.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            Reject::UpstreamTimeout
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::SocketError
+        | ErrorType::BindError => Reject::UpstreamUnreachable,
+        _ => Reject::UpstreamError,
+    }
+}
+
+/// Peer settings for one upstream.
+pub fn peer(upstream: &crate::config::Upstream) -> HttpPeer {
+    let mut peer = HttpPeer::new(upstream.address, upstream.tls, upstream.host.clone());
+    peer.options.connection_timeout = Some(upstream.connect_timeout);
+    peer.options.total_connection_timeout = Some(upstream.connect_timeout);
+    peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+    peer
+}

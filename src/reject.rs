@@ -1,0 +1,131 @@
+//! Every way the gateway refuses a request: its status, its stable reason name (the JSON
+//! `error` field and the `reason` metric label) and the short message sent to the client.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use crate::provider::Failure;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    NoRoute,
+    MethodNotAllowed,
+    PathInvalid,
+    FramingInvalid,
+    BodyTooLarge,
+    BodyTimeout,
+    BodyIncomplete,
+    Verify(Failure),
+    UpstreamUnreachable,
+    UpstreamTimeout,
+    UpstreamError,
+}
+
+impl Reject {
+    /// Every rejection that is not a verification failure.
+    const OTHERS: [Reject; 10] = [
+        Reject::NoRoute,
+        Reject::MethodNotAllowed,
+        Reject::PathInvalid,
+        Reject::FramingInvalid,
+        Reject::BodyTooLarge,
+        Reject::BodyTimeout,
+        Reject::BodyIncomplete,
+        Reject::UpstreamUnreachable,
+        Reject::UpstreamTimeout,
+        Reject::UpstreamError,
+    ];
+
+    /// Every rejection, for pre-creating metric series and for the docs.
+    pub fn all() -> impl Iterator<Item = Reject> {
+        let verify = Failure::ALL.into_iter().map(Reject::Verify);
+        Reject::OTHERS.into_iter().chain(verify)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::NoRoute => "no_route",
+            Reject::MethodNotAllowed => "method_not_allowed",
+            Reject::PathInvalid => "path_invalid",
+            Reject::FramingInvalid => "framing_invalid",
+            Reject::BodyTooLarge => "body_too_large",
+            Reject::BodyTimeout => "body_timeout",
+            Reject::BodyIncomplete => "body_incomplete",
+            Reject::Verify(failure) => failure.as_str(),
+            Reject::UpstreamUnreachable => "upstream_unreachable",
+            Reject::UpstreamTimeout => "upstream_timeout",
+            Reject::UpstreamError => "upstream_error",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::NoRoute => 404,
+            Reject::MethodNotAllowed => 405,
+            Reject::PathInvalid | Reject::FramingInvalid | Reject::BodyIncomplete => 400,
+            Reject::BodyTooLarge => 413,
+            Reject::BodyTimeout => 408,
+            Reject::Verify(
+                Failure::SignatureMalformed
+                | Failure::SignedHeaderMissing
+                | Failure::SignedHeaderMalformed
+                | Failure::TimestampMissing
+                | Failure::TimestampMalformed,
+            ) => 400,
+            Reject::Verify(_) => 401,
+            Reject::UpstreamUnreachable | Reject::UpstreamError => 502,
+            Reject::UpstreamTimeout => 504,
+        }
+    }
+
+    pub fn message(self) -> Cow<'static, str> {
+        let text = match self {
+            Reject::NoRoute => "no route matches this path",
+            Reject::MethodNotAllowed => "this route does not accept this method",
+            Reject::PathInvalid => "the path contains dot segments or encoded slashes",
+            Reject::FramingInvalid => "conflicting Content-Length and Transfer-Encoding headers",
+            Reject::BodyTooLarge => "the body is larger than this route accepts",
+            Reject::BodyTimeout => "the body was not received in time",
+            Reject::BodyIncomplete => "the body ended before its declared length",
+            Reject::UpstreamUnreachable => "the upstream could not be reached",
+            Reject::UpstreamTimeout => "the upstream did not answer in time",
+            Reject::UpstreamError => "the upstream sent an invalid response",
+            Reject::Verify(failure) => return Cow::Owned(failure.to_string()),
+        };
+        Cow::Borrowed(text)
+    }
+
+    /// Whether the gateway itself, rather than the client, is at fault.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            Reject::UpstreamUnreachable | Reject::UpstreamTimeout | Reject::UpstreamError
+        )
+    }
+
+    /// Writes the rejection as a small JSON response and closes the connection afterwards,
+    /// since the request body may be unread. A client that is already gone is not an error.
+    pub async fn respond(self, session: &mut Session) {
+        let body = Bytes::from(format!(
+            "{{\"error\":\"{}\",\"message\":\"{}\"}}\n",
+            self.as_str(),
+            self.message()
+        ));
+        session.set_keepalive(None);
+        let Ok(mut header) = ResponseHeader::build(self.status(), Some(3)) else {
+            return;
+        };
+        let _ = header.insert_header("content-type", "application/json");
+        let _ = header.insert_header("content-length", body.len().to_string());
+        if session
+            .write_response_header(Box::new(header), false)
+            .await
+            .is_ok()
+        {
+            let _ = session.write_response_body(Some(body), true).await;
+        }
+    }
+}

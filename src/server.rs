@@ -1,0 +1,149 @@
+//! Start-up: binds every listener, builds the Pingora server from the config and runs it.
+//!
+//! Listeners are bound here, before Pingora starts, so that a busy port fails start-up with
+//! a clear error and port 0 resolves to a real port that is logged. Pingora adopts the bound
+//! sockets through its listener file descriptor table, the same path it uses for upgrades.
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{IntoRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{ListenFds, RuntimeOpts, Server, ShutdownWatch};
+use pingora::services::listening::Service;
+use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
+
+use crate::admin::Admin;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::demo::EchoUpstream;
+use crate::proxy::Gateway;
+use crate::route;
+
+/// Binds the listeners and serves until the process is stopped. Never returns on success.
+pub fn run(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    demo_upstream: Option<SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs()),
+        ..ServerConf::default()
+    };
+    conf.daemon = false;
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    for route in &config.routes {
+        tracing::info!(
+            route = %route.name,
+            path = %route::describe(route),
+            provider = route.scheme.name(),
+            secrets = route.keys.len(),
+            upstream = %route.upstream.url,
+            "route loaded"
+        );
+    }
+
+    let listeners: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+    let admin = config.admin;
+    let gateway = Gateway::new(config, clock);
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
+    let mut bound = Vec::new();
+    for address in listeners {
+        let (actual, fd) = bind(address)?;
+        proxy.add_tcp(&actual.to_string());
+        bound.push((actual.to_string(), fd));
+        tracing::info!(address = %actual, "listening for webhooks");
+    }
+    server.add_service(PreBound::new(proxy, bound));
+
+    if let Some(address) = admin {
+        let mut service = Service::new("hookgate-admin".to_string(), HttpServer::new_app(Admin));
+        let (actual, fd) = bind(address)?;
+        service.add_tcp(&actual.to_string());
+        tracing::info!(address = %actual, "admin listener serving /metrics, /healthz and /readyz");
+        server.add_service(PreBound::new(service, vec![(actual.to_string(), fd)]));
+    }
+
+    if let Some(address) = demo_upstream {
+        let mut service = Service::new(
+            "demo-upstream".to_string(),
+            HttpServer::new_app(EchoUpstream),
+        );
+        let (actual, fd) = bind(address)?;
+        service.add_tcp(&actual.to_string());
+        tracing::info!(address = %actual, "demo upstream listening");
+        server.add_service(PreBound::new(service, vec![(actual.to_string(), fd)]));
+    }
+
+    server.run_forever()
+}
+
+fn bind(address: SocketAddr) -> anyhow::Result<(SocketAddr, RawFd)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen on {address}; is another process using it?"))?;
+    listener.set_nonblocking(true)?;
+    let actual = listener.local_addr()?;
+    Ok((actual, listener.into_raw_fd()))
+}
+
+/// A Pingora service whose listening sockets were bound before the server started.
+struct PreBound<S> {
+    inner: S,
+    sockets: Vec<(String, RawFd)>,
+}
+
+impl<S> PreBound<S> {
+    fn new(inner: S, sockets: Vec<(String, RawFd)>) -> Self {
+        PreBound { inner, sockets }
+    }
+}
+
+#[async_trait]
+impl<S: ServiceWithDependents> ServiceWithDependents for PreBound<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+        ready_notifier: ServiceReadyNotifier,
+    ) {
+        if let Some(table) = &fds {
+            let mut table = table.lock();
+            for (address, fd) in self.sockets.drain(..) {
+                table.add(address, fd);
+            }
+        }
+        self.inner
+            .start_service(fds, shutdown, listeners_per_fd, ready_notifier)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn runtime_opts_override(&self, global: &RuntimeOpts) -> Option<RuntimeOpts> {
+        self.inner.runtime_opts_override(global)
+    }
+
+    fn on_startup_delay(&self, time_waited: Duration) {
+        self.inner.on_startup_delay(time_waited)
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
+    }
+}
