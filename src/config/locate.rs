@@ -167,7 +167,7 @@ routes:
             locator.find("routes[0].secrets[1].file"),
             Location {
                 line: 7,
-                column: 10
+                column: 11
             }
         );
         assert_eq!(

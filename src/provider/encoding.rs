@@ -5,11 +5,11 @@ use base64::Engine;
 
 use super::{Algorithm, Failure};
 
-/// How a signature is written in its header.
+/// Text encoding of a signature in its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// Lower-case hexadecimal. Upper-case digits are rejected because GitHub, Stripe and Slack
-    /// send lower case and their libraries compare the text.
+    /// Lower-case hexadecimal, also for generic rules. GitHub, Stripe and Slack send lower
+    /// case, and the official GitHub and Stripe libraries reject upper-case digits.
     Hex,
     /// Standard base64 alphabet with `=` padding (RFC 4648, section 4).
     Base64,

@@ -1,15 +1,15 @@
 //! Reasons a request fails verification.
 
-/// Why a request failed verification. [`Failure::as_str`] is the metric label and log field;
+/// Reason a request failed verification. [`Failure::as_str`] is the metric label and log field.
 /// `Display` is a short message that never contains key material or header values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     /// The signature header is absent.
     #[error("signature header missing")]
     SignatureMissing,
-    /// The signature header is repeated, not visible ASCII or not in the scheme's format. This
-    /// includes a header with no signature of the version the scheme trusts (a Stripe header
-    /// with only `v0`, a Standard Webhooks list with only `v1a`) and a signature that does not
+    /// The signature header is repeated, not visible ASCII or not in the scheme's format. A
+    /// header with no signature of the trusted version counts too, such as a Stripe header with
+    /// only `v0` or a Standard Webhooks list with only `v1a`. So does a signature that does not
     /// decode to exactly one MAC of the algorithm's length.
     #[error("signature header malformed")]
     SignatureMalformed,

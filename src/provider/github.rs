@@ -6,7 +6,7 @@ use http::HeaderName;
 
 use super::{headers, Algorithm, Encoding, Failure, Key, Request, Verified};
 
-/// Which of GitHub's two signature headers a rule checks.
+/// GitHub signature header checked by a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Version {
     /// `X-Hub-Signature-256: sha256=<hex>`, which GitHub recommends.

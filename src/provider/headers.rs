@@ -32,8 +32,8 @@ impl Role {
 
 /// Returns the value of a header that must be present exactly once.
 ///
-/// A repeated header is ambiguous and a value with bytes outside visible ASCII (plus space
-/// and tab) cannot be compared as text, so both fail as malformed for `role`.
+/// A repeated header is ambiguous, and a value with bytes other than visible ASCII, space or
+/// tab cannot be compared as text, so both fail as malformed for `role`.
 pub(super) fn required<'a>(
     headers: &'a HeaderMap,
     name: &HeaderName,

@@ -131,9 +131,9 @@ impl HmacRule {
     }
 }
 
-fn header_name(name: &str, what: &str) -> Result<HeaderName, String> {
+fn header_name(name: &str, setting: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-        format!("invalid {what} name {name:?}; use an HTTP header name such as x-signature")
+        format!("invalid {setting} name {name:?}; use an HTTP header name such as x-signature")
     })
 }
 

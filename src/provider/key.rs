@@ -14,7 +14,7 @@ pub struct Key {
     bytes: Vec<u8>,
 }
 
-/// Why a configured secret cannot become a key. Messages never contain the secret.
+/// Reason a configured secret cannot become a key. Messages never contain the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("secret is empty; set the signing secret the provider shows for this endpoint")]

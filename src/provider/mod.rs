@@ -40,7 +40,7 @@ pub use mac::Algorithm;
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub method: &'a str,
-    /// URL substituted for `{url}` in a generic rule; the caller chooses it, normally the
+    /// URL substituted for `{url}` in a generic rule. The caller chooses it, normally the
     /// public URL the provider sent the request to.
     pub url: &'a str,
     pub headers: &'a http::HeaderMap,
@@ -64,12 +64,12 @@ pub enum Scheme {
     Github,
     /// GitHub's legacy `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body. Opt-in only.
     GithubSha1,
-    /// `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, HMAC-SHA256 of `t.body`.
+    /// `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, HMAC-SHA256 of `t.body`.
     Stripe,
     /// `X-Slack-Signature: v0=<hex>` with `X-Slack-Request-Timestamp`, HMAC-SHA256 of
     /// `v0:timestamp:body`.
     Slack,
-    /// `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64> …`, HMAC-SHA256
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,<base64> ...`, HMAC-SHA256
     /// of `id.timestamp.body`.
     StandardWebhooks,
     /// Standard Webhooks with `svix-id`, `svix-timestamp` and `svix-signature` headers.
@@ -108,6 +108,7 @@ impl Scheme {
         Some(scheme)
     }
 
+    /// Returns every name that [`Scheme::preset`] accepts.
     pub fn preset_names() -> &'static [&'static str] {
         PRESET_NAMES
     }
@@ -131,7 +132,7 @@ impl Scheme {
     ///
     /// Standard Webhooks and Svix secrets are `whsec_` followed by base64 (the prefix may be
     /// left out) and the decoded bytes are the key. Every other scheme uses the secret's bytes
-    /// unchanged; for Stripe that includes its `whsec_` prefix.
+    /// unchanged, which for Stripe includes its `whsec_` prefix.
     pub fn derive_key(&self, secret: &[u8]) -> Result<Key, KeyError> {
         match self {
             Scheme::StandardWebhooks | Scheme::Svix => Key::from_whsec(secret),

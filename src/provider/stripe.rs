@@ -1,4 +1,4 @@
-//! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…][,v0=<hex>]` where each `v1` is
+//! Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...][,v0=<hex>]` where each `v1` is
 //! the HMAC-SHA256 of `t.body` with the endpoint secret, `whsec_` prefix included.
 //!
 //! Stripe sends one `v1` per active secret while a secret is rolled, and any may match. Only

@@ -22,7 +22,7 @@ pub(super) fn header_map(pairs: &[(&str, &[u8])]) -> HeaderMap {
     headers
 }
 
-/// A POST to a fixed URL with the given headers and body.
+/// Builds a POST request to a fixed URL with the given headers and body.
 pub(super) fn request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> Request<'a> {
     Request {
         method: "POST",

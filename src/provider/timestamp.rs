@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::Failure;
 
-/// Digits in `i64::MAX`; longer text is rejected before any arithmetic.
+/// Digits in `i64::MAX`. Longer text is rejected before any arithmetic.
 const MAX_DIGITS: usize = 19;
 
 /// Parses Unix seconds written as 1 to 19 ASCII digits, with no sign, space or fraction.

@@ -1,0 +1,139 @@
+//! A recording upstream on 127.0.0.1: counts every accepted connection and stores the raw
+//! header block and body of every request it reads.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::client::{read_head, read_body, Framing};
+
+#[derive(Clone)]
+pub enum Behavior {
+    /// Answer with this status and body, keeping the connection open.
+    Respond { status: u16, body: Vec<u8> },
+    /// Answer with a chunked body made of these chunks.
+    RespondChunked { status: u16, chunks: Vec<Vec<u8>> },
+    /// Read the request, then never answer.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The request line and headers exactly as received, up to and including the blank line.
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn head_text(&self) -> String {
+        String::from_utf8_lossy(&self.head).into_owned()
+    }
+
+    /// Values of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.head_text()
+            .split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    accepts: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Upstream {
+    pub fn ok() -> Upstream {
+        Upstream::start(Behavior::Respond {
+            status: 200,
+            body: b"ok from upstream\n".to_vec(),
+        })
+    }
+
+    pub fn start(behavior: Behavior) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream address");
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (count, log) = (Arc::clone(&accepts), Arc::clone(&requests));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { break };
+                count.fetch_add(1, Ordering::SeqCst);
+                let (log, behavior) = (Arc::clone(&log), behavior.clone());
+                std::thread::spawn(move || serve(stream, &log, &behavior));
+            }
+        });
+        Upstream {
+            addr,
+            accepts,
+            requests,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn accepts(&self) -> usize {
+        self.accepts.load(Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("request log lock").clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut pending = Vec::new();
+    loop {
+        let Some((head, framing)) = read_head(&mut stream, &mut pending) else {
+            return;
+        };
+        let Some(body) = read_body(&mut stream, &mut pending, framing) else {
+            return;
+        };
+        log.lock().expect("request log lock").push(Recorded { head, body });
+        let reply = match behavior {
+            Behavior::Respond { status, body } => {
+                let mut reply = format!(
+                    "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nX-Upstream: recorder\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                reply.extend_from_slice(body);
+                reply
+            }
+            Behavior::RespondChunked { status, chunks } => {
+                let mut reply = format!(
+                    "HTTP/1.1 {status} Upstream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                .into_bytes();
+                for chunk in chunks {
+                    reply.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    reply.extend_from_slice(chunk);
+                    reply.extend_from_slice(b"\r\n");
+                }
+                reply.extend_from_slice(b"0\r\n\r\n");
+                reply
+            }
+            Behavior::Hang => {
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                return;
+            }
+        };
+        if stream.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
