@@ -16,6 +16,14 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// Encodes a computed MAC the way this encoding writes it, for signing.
+    pub(super) fn encode(self, mac: &[u8]) -> String {
+        match self {
+            Encoding::Hex => hex::encode(mac),
+            Encoding::Base64 => STANDARD.encode(mac),
+        }
+    }
+
     /// Decodes one signature, which must be exactly one MAC of `algorithm`.
     ///
     /// Fails with [`Failure::SignatureMalformed`] on any other character, padding or length,

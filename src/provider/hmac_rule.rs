@@ -99,6 +99,41 @@ impl HmacRule {
         })
     }
 
+    /// Returns the headers that carry a valid signature of `message` under `key`.
+    pub(super) fn sign(
+        &self,
+        key: &Key,
+        message: &super::sign::Message<'_>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let timestamp = message.timestamp.to_string();
+        let mut headers = http::HeaderMap::new();
+        let mut signed_headers = Vec::new();
+        for (name, value) in [
+            (&self.timestamp_header, &timestamp),
+            (&self.id_header, &message.id.to_string()),
+        ] {
+            if let Some(name) = name {
+                let value = http::HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+                headers.insert(name.clone(), value);
+                signed_headers.push((name.to_string(), value_text(&headers, name)));
+            }
+        }
+        let request = Request {
+            method: message.method,
+            url: message.url,
+            headers: &headers,
+            body: message.body,
+        };
+        let timestamp_text = self.timestamp_header.as_ref().map(|_| timestamp.as_str());
+        let parts = self.message(&request, timestamp_text).map_err(|_| {
+            "the template signs a {header:NAME} that hookgate sign cannot fill in".to_string()
+        })?;
+        let mac = self.algorithm.compute(key, &parts);
+        let signature = format!("{}{}", self.prefix, self.encoding.encode(&mac));
+        signed_headers.push((self.header.to_string(), signature));
+        Ok(signed_headers)
+    }
+
     /// Collects the signed bytes as borrowed slices in template order.
     fn message<'a>(
         &'a self,
@@ -129,6 +164,14 @@ impl HmacRule {
         }
         Ok(message)
     }
+}
+
+fn value_text(headers: &http::HeaderMap, name: &HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn header_name(name: &str, setting: &str) -> Result<HeaderName, String> {

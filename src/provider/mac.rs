@@ -44,6 +44,28 @@ impl Algorithm {
     }
 }
 
+impl Algorithm {
+    /// Computes the MAC of the concatenation of `message` under `key`, for signing.
+    pub(super) fn compute(self, key: &Key, message: &[&[u8]]) -> Vec<u8> {
+        match self {
+            Algorithm::Sha1 => compute_with::<Hmac<Sha1>>(key, message),
+            Algorithm::Sha256 => compute_with::<Hmac<Sha256>>(key, message),
+            Algorithm::Sha512 => compute_with::<Hmac<Sha512>>(key, message),
+        }
+    }
+}
+
+fn compute_with<M: Mac + KeyInit>(key: &Key, message: &[&[u8]]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this error cannot occur.
+    let Ok(mut mac) = <M as KeyInit>::new_from_slice(key.bytes()) else {
+        return Vec::new();
+    };
+    for part in message {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
 fn find_key_with<M: Mac + KeyInit + Clone>(
     keys: &[Key],
     message: &[&[u8]],
