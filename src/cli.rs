@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// summary of what it received (for trying hookgate out, not for production).
     #[arg(long, value_name = "ADDRESS")]
     pub demo_upstream: Option<std::net::SocketAddr>,
+    /// Unix time at which the clock for timestamp checks stands still. Only for replaying
+    /// recorded test requests; never set it in production.
+    #[arg(long, hide = true, value_name = "UNIX_SECONDS")]
+    pub fixed_clock: Option<i64>,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use clap::Parser;
 
 use hookgate::cli::{Cli, Command};
-use hookgate::clock::SystemClock;
+use hookgate::clock::{Clock, FixedClock, SystemClock};
 use hookgate::{config, demo, server, telemetry};
 
 fn main() -> ExitCode {
@@ -45,5 +45,15 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn run(args: hookgate::cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_level)?;
     let config = config::load(&args.config.config)?;
-    server::run(config, Arc::new(SystemClock), args.demo_upstream)
+    let clock: Arc<dyn Clock> = match args.fixed_clock {
+        Some(now) => {
+            tracing::warn!(
+                now,
+                "the clock is fixed for testing; timestamps are checked against it"
+            );
+            Arc::new(FixedClock(now))
+        }
+        None => Arc::new(SystemClock),
+    };
+    server::run(config, clock, args.demo_upstream)
 }
