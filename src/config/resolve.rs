@@ -145,24 +145,32 @@ fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -
         let Some(raw) = deserialize::<RawRoute>(item, &at, problems) else {
             continue;
         };
+        if let Some(name) = &raw.name {
+            if !names.insert(name.clone()) {
+                problems.add(
+                    format!("{at}.name"),
+                    format!("duplicate route name {name:?}; route names must be unique"),
+                );
+            }
+        }
+        let (key, path) = match (&raw.path, &raw.path_prefix) {
+            (Some(path), None) => ("path", Some(PathMatch::Exact(path.clone()))),
+            (None, Some(prefix)) => ("path_prefix", Some(PathMatch::Prefix(prefix.clone()))),
+            _ => ("path", None),
+        };
+        if let Some(path) = path {
+            if !paths.insert(path) {
+                problems.add(
+                    format!("{at}.{key}"),
+                    format!(
+                        "another route already has this `{key}`; each path may belong to one route"
+                    ),
+                );
+            }
+        }
         let Some(route) = resolve_route(raw, &at, base, problems) else {
             continue;
         };
-        if !names.insert(route.name.clone()) {
-            problems.add(
-                format!("{at}.name"),
-                format!(
-                    "duplicate route name {:?}; route names must be unique",
-                    route.name
-                ),
-            );
-        }
-        if !paths.insert(route.path.clone()) {
-            problems.add(
-                at.clone(),
-                "another route already matches this exact path; remove or change one of them",
-            );
-        }
         routes.push(route);
     }
     routes

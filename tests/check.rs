@@ -1,0 +1,175 @@
+//! `hookgate check` on the shipped config and on broken configs: exit status and every
+//! error message, with its file, line, column and key path.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn check(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c"])
+        .arg(path)
+        .env_remove("HG_CHECK_UNSET")
+        .output()
+        .expect("run hookgate check")
+}
+
+/// Writes `yaml` to a temp file, runs `check` on it and returns (exit success, stderr).
+fn check_text(yaml: &str) -> (bool, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let output = check(&path);
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    (output.status.success(), stderr, dir)
+}
+
+const VALID_ROUTE: &str = "  - name: github
+    path: /hooks/github
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+
+#[test]
+fn shipped_config_passes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml");
+    let output = check(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("ok, 1 listener(s), 4 route(s)"), "{stdout}");
+}
+
+#[test]
+fn every_example_config_passes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("dir entry").path();
+        let output = check(&path);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn reports_every_problem_with_location() {
+    let yaml = "\
+listeners:
+  - address: \"127.0.0.1:8080\"
+routes:
+  - name: github
+    path: /hooks/github
+    provider: github
+    secrets:
+      - env: HG_CHECK_UNSET
+      - file: /nonexistent/hookgate-secret
+    tolerence: 5m
+    upstream: \"ftp://127.0.0.1\"
+  - name: github
+    path: /hooks/other
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+    let (ok, stderr, _dir) = check_text(yaml);
+    assert!(!ok, "check must fail");
+    let expected = [
+        "FILE:8:9: routes[0].secrets[0]: environment variable HG_CHECK_UNSET is not set; export it before starting hookgate",
+        "FILE:9:9: routes[0].secrets[1]: cannot read secret file /nonexistent/hookgate-secret: No such file or directory (os error 2)",
+        "FILE:10:5: routes[0].tolerence: unknown key `tolerence`, expected one of",
+        "FILE:11:5: routes[0].upstream: invalid upstream URL \"ftp://127.0.0.1\": the scheme must be http or https",
+        "FILE:12:5: routes[1].name: duplicate route name \"github\"; route names must be unique",
+        "FILE:12:5: routes[1]: route has no signature scheme; add `provider:` (one of github,",
+        "FILE: 6 problem(s) found",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), expected.len(), "{stderr}");
+}
+
+#[test]
+fn reports_yaml_syntax_error_position() {
+    let (ok, stderr, _dir) = check_text("listeners:\n  - address: [unclosed\nroutes: []\n");
+    assert!(!ok);
+    assert!(stderr.starts_with("FILE:3:"), "{stderr}");
+    assert!(stderr.contains("invalid YAML"), "{stderr}");
+}
+
+#[test]
+fn reports_missing_listeners_and_routes() {
+    let (ok, stderr, _dir) = check_text("admin:\n  address: \"127.0.0.1:9090\"\n");
+    assert!(!ok);
+    assert!(stderr.contains("listeners: no listeners; add"), "{stderr}");
+    assert!(
+        stderr.contains("routes: no routes; add at least one route"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn reports_invalid_values() {
+    let yaml = format!(
+        "listeners:\n  - address: \"localhost:80\"\nroutes:\n{VALID_ROUTE}{}",
+        "  - name: Bad Name
+    path: hooks/x
+    provider: gitbub
+    secrets: [ { env: PATH } ]
+    max_body: 1 megabyte
+    tolerance: soon
+    upstream: \"http://127.0.0.1:3000/prefix\"
+  - name: crm
+    path_prefix: /crm/
+    hmac:
+      algorithm: md5
+      header: X-Sig
+      encoding: hex
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    let expected = [
+        "FILE:2:5: listeners[0].address: invalid address \"localhost:80\"; write IP:PORT",
+        "FILE:9:5: routes[1].name: invalid route name \"Bad Name\"; use only a-z, 0-9, `_` and `-`",
+        "FILE:10:5: routes[1].path: invalid path \"hooks/x\"; a path starts with `/`",
+        "FILE:11:5: routes[1].provider: unknown provider \"gitbub\"; use one of github,",
+        "FILE:13:5: routes[1].max_body: invalid size \"1 megabyte\"",
+        "FILE:14:5: routes[1].tolerance: invalid duration \"soon\"",
+        "FILE:15:5: routes[1].upstream: invalid upstream URL \"http://127.0.0.1:3000/prefix\": a path or query is not supported",
+        "FILE:19:7: routes[2].hmac.algorithm: unknown algorithm \"md5\"; use sha1, sha256 or sha512",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn rejects_undecodable_standard_webhooks_secret() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "whsec_not*base64\n").expect("write secret");
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: sw\n    path: /sw\n    provider: standard-webhooks\n    secrets: [ {{ file: \"{}\" }} ]\n    upstream: \"http://127.0.0.1:3000\"\n",
+        secret.display()
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    assert!(stderr.contains("routes[0].secrets[0]: file"), "{stderr}");
+    assert!(stderr.contains("not valid base64"), "{stderr}");
+    assert!(
+        !stderr.contains("not*base64"),
+        "the secret leaked into the error: {stderr}"
+    );
+}
