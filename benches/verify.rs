@@ -12,10 +12,11 @@ const NOW: i64 = 1_700_000_000;
 const SIZES: &[usize] = &[1024, 16 * 1024, 64 * 1024];
 
 fn schemes() -> Vec<(String, Scheme)> {
-    let mut schemes: Vec<(String, Scheme)> = ["github", "stripe", "slack", "standard-webhooks", "shopify"]
-        .iter()
-        .filter_map(|name| Scheme::preset(name).map(|s| (name.to_string(), s)))
-        .collect();
+    let mut schemes: Vec<(String, Scheme)> =
+        ["github", "stripe", "slack", "standard-webhooks", "shopify"]
+            .iter()
+            .filter_map(|name| Scheme::preset(name).map(|s| (name.to_string(), s)))
+            .collect();
     let rule = HmacRule::new(
         Algorithm::Sha256,
         "X-Signature",
@@ -51,7 +52,10 @@ fn verify(c: &mut Criterion) {
             };
             let mut headers = http::HeaderMap::new();
             for (header, value) in &signed {
-                if let (Ok(h), Ok(v)) = (http::HeaderName::from_bytes(header.as_bytes()), value.parse()) {
+                if let (Ok(h), Ok(v)) = (
+                    http::HeaderName::from_bytes(header.as_bytes()),
+                    value.parse(),
+                ) {
                     headers.append(h, v);
                 }
             }
@@ -65,7 +69,8 @@ fn verify(c: &mut Criterion) {
             group.throughput(Throughput::Bytes(size as u64));
             group.bench_with_input(BenchmarkId::new(&name, size), &request, |b, request| {
                 b.iter(|| {
-                    let verified = scheme.verify(black_box(request), &keys, NOW, Duration::from_secs(300));
+                    let verified =
+                        scheme.verify(black_box(request), &keys, NOW, Duration::from_secs(300));
                     assert!(verified.is_ok());
                 })
             });

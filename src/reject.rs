@@ -86,7 +86,9 @@ impl Reject {
             Reject::NoRoute => "no route matches this path",
             Reject::MethodNotAllowed => "this route does not accept this method",
             Reject::PathInvalid => "the path contains dot segments or encoded slashes",
-            Reject::FramingInvalid => "conflicting Content-Length and Transfer-Encoding headers",
+            Reject::FramingInvalid => {
+                "Content-Length is invalid, repeated or sent with Transfer-Encoding"
+            }
             Reject::BodyTooLarge => "the body is larger than this route accepts",
             Reject::BodyTimeout => "the body was not received in time",
             Reject::BodyIncomplete => "the body ended before its declared length",

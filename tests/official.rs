@@ -131,4 +131,13 @@ fn official_signatures_are_forwarded_and_tampered_twins_rejected() {
             );
         }
     }
+
+    let logs = gateway.logs();
+    assert!(logs.contains("route loaded"), "debug logs were captured");
+    for (provider, secret) in SECRETS {
+        assert!(
+            !logs.contains(secret),
+            "the {provider} secret appears in the logs"
+        );
+    }
 }

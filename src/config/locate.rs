@@ -92,6 +92,13 @@ impl Walker {
         }
     }
 
+    /// Handles a scalar or alias, which is either a key or a complete value.
+    fn leaf(&mut self, scalar: Option<&str>, mark: Marker) {
+        if self.node(scalar, mark).is_some() {
+            self.value_done();
+        }
+    }
+
     /// Marks the value of the innermost collection entry as complete.
     fn value_done(&mut self) {
         match self.stack.last_mut() {
@@ -113,16 +120,8 @@ fn join_key(parent: &str, key: &str) -> String {
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(value, ..) => {
-                if self.node(Some(&value), mark).is_some() {
-                    self.value_done();
-                }
-            }
-            Event::Alias(_) => {
-                if self.node(None, mark).is_some() {
-                    self.value_done();
-                }
-            }
+            Event::Scalar(value, ..) => self.leaf(Some(&value), mark),
+            Event::Alias(_) => self.leaf(None, mark),
             Event::MappingStart(..) => {
                 let path = self.node(None, mark).unwrap_or_default();
                 self.stack.push((path, Frame::Mapping { key: None }));

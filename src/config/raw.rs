@@ -1,7 +1,7 @@
 //! `gateway.yaml` as written: serde structs that reject unknown keys. The resolve step turns
 //! them into the validated model in `config::model`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +23,7 @@ pub struct RawServer {
     /// Worker threads for the webhook listeners. Default: 2.
     pub threads: Option<usize>,
     /// Time given to requests in flight after SIGTERM. Default: 10s.
+    #[serde(default, deserialize_with = "text_or_number")]
     pub grace_period: Option<String>,
 }
 
@@ -37,10 +38,15 @@ pub struct RawRoute {
     pub hmac: Option<RawHmac>,
     #[serde(default)]
     pub secrets: Vec<RawSecret>,
+    #[serde(default, deserialize_with = "text_or_number")]
     pub tolerance: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
     pub max_body: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
     pub body_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
     pub connect_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
     pub upstream_timeout: Option<String>,
     pub public_url: Option<String>,
     pub upstream: Option<String>,
@@ -67,4 +73,21 @@ pub struct RawSecret {
     pub file: Option<String>,
     /// Label for metrics and logs, so an operator can tell rotated secrets apart.
     pub name: Option<String>,
+}
+
+/// Reads a size or duration written as text (`1MiB`, `5m`) or as a bare number (`1024`), so
+/// that the unit parser can judge both and explain what is missing.
+fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Number(u64),
+    }
+    Ok(
+        Option::<Scalar>::deserialize(deserializer)?.map(|scalar| match scalar {
+            Scalar::Text(text) => text,
+            Scalar::Number(number) => number.to_string(),
+        }),
+    )
 }

@@ -34,7 +34,8 @@ pub fn declared(session: &Session, limit: usize) -> Result<Declared, Reject> {
             Some(text.parse::<usize>().map_err(|_| Reject::BodyTooLarge)?)
         }
     };
-    if content_length.is_some() && headers.contains_key(http::header::TRANSFER_ENCODING) {
+    let has_transfer_encoding = headers.contains_key(http::header::TRANSFER_ENCODING);
+    if has_transfer_encoding && (content_length.is_some() || received_content_length(session)) {
         return Err(Reject::FramingInvalid);
     }
     if content_length.is_some_and(|n| n > limit) {
@@ -47,6 +48,21 @@ pub fn declared(session: &Session, limit: usize) -> Result<Declared, Reject> {
         content_length,
         expect_continue,
     })
+}
+
+/// Checks whether the HTTP/1 header block as received has a `Content-Length` line. Pingora 0.9
+/// removes `Content-Length` from the parsed header when `Transfer-Encoding` is also present
+/// (RFC 9112, section 6.3), so only the raw block still shows that both were sent.
+fn received_content_length(session: &Session) -> bool {
+    let Some(http1) = session.as_http1() else {
+        return false;
+    };
+    let name = b"content-length:";
+    http1
+        .get_headers_raw_bytes()
+        .split(|&byte| byte == b'\n')
+        .skip(1)
+        .any(|line| line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name))
 }
 
 /// Sends `100 Continue` when the client waits for it. Pingora does not send it when the

@@ -89,6 +89,27 @@ impl Connection {
             .expect("gateway answered")
     }
 
+    /// Writes `bytes`, returning the error instead of failing the test, for writes the gateway
+    /// may cut short by closing the connection.
+    pub fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Reads one header block and nothing after it, such as a `100 Continue` interim
+    /// response; `None` when the connection closed or the read timed out first.
+    pub fn read_head(&mut self) -> Option<String> {
+        let (head, _) = read_head(&mut self.stream, &mut self.pending)?;
+        Some(String::from_utf8_lossy(&head).into_owned())
+    }
+
+    /// Closes the sending half, so the gateway reads end of file while the client can still
+    /// read the response.
+    pub fn close_write(&self) {
+        self.stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shut down the sending half");
+    }
+
     /// Whether the peer has closed the connection (a read returns end of file).
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
@@ -157,7 +178,11 @@ pub fn read_head(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(Vec<u
 }
 
 /// Reads a body framed as `framing`; chunked bodies are decoded.
-pub fn read_body(stream: &mut TcpStream, pending: &mut Vec<u8>, framing: Framing) -> Option<Vec<u8>> {
+pub fn read_body(
+    stream: &mut TcpStream,
+    pending: &mut Vec<u8>,
+    framing: Framing,
+) -> Option<Vec<u8>> {
     match framing {
         Framing::None => Some(Vec::new()),
         Framing::Length(n) => take(stream, pending, n),

@@ -38,13 +38,23 @@ impl Gateway {
 
     /// Like [`Gateway::start`], with extra command-line arguments.
     pub fn start_with(routes: &str, args: &[&str]) -> Gateway {
+        Gateway::start_configured(routes, args, &[])
+    }
+
+    /// Like [`Gateway::start`], with extra environment variables for the gateway process
+    /// only, such as the secrets that `env:` entries name.
+    pub fn start_env(routes: &str, env: &[(&str, &str)]) -> Gateway {
+        Gateway::start_configured(routes, &[], env)
+    }
+
+    fn start_configured(routes: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("create temp dir");
         let config_path = dir.path().join("gateway.yaml");
         let config = format!(
             "listeners:\n  - address: \"127.0.0.1:0\"\nadmin:\n  address: \"127.0.0.1:0\"\nroutes:\n{routes}"
         );
         std::fs::write(&config_path, config).expect("write config");
-        Gateway::spawn(dir, config_path, args)
+        Gateway::spawn(dir, config_path, args, env)
     }
 
     /// Writes a secret file into the gateway's config directory; returns its path.
@@ -54,7 +64,12 @@ impl Gateway {
         path
     }
 
-    fn spawn(dir: tempfile::TempDir, config_path: PathBuf, args: &[&str]) -> Gateway {
+    fn spawn(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
             .arg("run")
             .arg("-c")
@@ -62,6 +77,7 @@ impl Gateway {
             .args(["--log-format", "json", "--log-level", "debug"])
             .args(args)
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -86,7 +102,10 @@ impl Gateway {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
-                panic!("gateway did not start; logs:\n{}", logs.lock().expect("log lock"));
+                panic!(
+                    "gateway did not start; logs:\n{}",
+                    logs.lock().expect("log lock")
+                );
             };
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
@@ -114,7 +133,10 @@ impl Gateway {
     fn wait_until_accepting(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect(self.admin).is_err() || TcpStream::connect(self.addr).is_err() {
-            assert!(Instant::now() < deadline, "gateway never accepted connections");
+            assert!(
+                Instant::now() < deadline,
+                "gateway never accepted connections"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -150,6 +172,42 @@ impl Gateway {
         ))
     }
 
+    /// Polls `series` until it reaches `value` or `timeout` passes, and returns the last value
+    /// read. It serves events that the gateway counts after the client has its response.
+    pub fn wait_for_metric(&self, series: &str, value: f64, timeout: Duration) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let current = self.metric(series);
+            if current >= value || Instant::now() >= deadline {
+                return current;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Returns the log lines at WARN or ERROR level once the log has stopped growing for
+    /// `quiet`, waiting at most 5 s. The gateway can still log about a request after the
+    /// client has read the response, so a check made at once could miss a line.
+    pub fn warnings(&self, quiet: Duration) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = self.logs().len();
+        loop {
+            std::thread::sleep(quiet);
+            let now = self.logs().len();
+            if now == seen || Instant::now() >= deadline {
+                break;
+            }
+            seen = now;
+        }
+        self.logs()
+            .lines()
+            .filter(|line| {
+                line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -164,7 +222,10 @@ impl Drop for Gateway {
 
 /// GitHub's `X-Hub-Signature-256` value for `body`.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), &[body])))
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), &[body]))
+    )
 }
 
 /// Stripe's `Stripe-Signature` value for `body` signed at `timestamp`.
@@ -172,6 +233,13 @@ pub fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
     let mac = hmac_sha256(secret.as_bytes(), &[t.as_bytes(), b".", body]);
     format!("t={t},v1={}", hex::encode(mac))
+}
+
+/// Computes Slack's `X-Slack-Signature` value for `body` sent with `X-Slack-Request-Timestamp: timestamp`.
+pub fn slack_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    let mac = hmac_sha256(secret.as_bytes(), &[b"v0:", t.as_bytes(), b":", body]);
+    format!("v0={}", hex::encode(mac))
 }
 
 pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -187,4 +255,50 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
+}
+
+/// Formats one route as a YAML list item for [`Gateway::start`]. Each entry of `lines` is one
+/// line of the route's mapping, such as `"path: /hooks/github"`, and nested keys start with
+/// two more spaces.
+pub fn route(lines: &[&str]) -> String {
+    let mut yaml = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        yaml.push_str(if i == 0 { "  - " } else { "    " });
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    yaml
+}
+
+/// Returns a port on 127.0.0.1 with nothing listening. The port is bound once to pick it and
+/// then released, so another process could take it in between, which is unlikely.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a probe port");
+    listener.local_addr().expect("probe address").port()
+}
+
+/// Returns `len` deterministic pseudo-random bytes (xorshift), a body that is not text.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// Asserts that `actual` equals `expected` and, when not, names the first differing offset
+/// instead of printing both bodies.
+pub fn assert_same_bytes(actual: &[u8], expected: &[u8]) {
+    let first_difference = actual.iter().zip(expected).position(|(a, b)| a != b);
+    assert!(
+        first_difference.is_none(),
+        "bodies differ first at byte {first_difference:?} (lengths {} and {})",
+        actual.len(),
+        expected.len()
+    );
+    assert_eq!(actual.len(), expected.len(), "body lengths differ");
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::client::{read_head, read_body, Framing};
+use super::client::{read_body, read_head};
 
 #[derive(Clone)]
 pub enum Behavior {
@@ -102,7 +102,9 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior)
         let Some(body) = read_body(&mut stream, &mut pending, framing) else {
             return;
         };
-        log.lock().expect("request log lock").push(Recorded { head, body });
+        log.lock()
+            .expect("request log lock")
+            .push(Recorded { head, body });
         let reply = match behavior {
             Behavior::Respond { status, body } => {
                 let mut reply = format!(
@@ -114,10 +116,9 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior)
                 reply
             }
             Behavior::RespondChunked { status, chunks } => {
-                let mut reply = format!(
-                    "HTTP/1.1 {status} Upstream\r\nTransfer-Encoding: chunked\r\n\r\n"
-                )
-                .into_bytes();
+                let mut reply =
+                    format!("HTTP/1.1 {status} Upstream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        .into_bytes();
                 for chunk in chunks {
                     reply.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
                     reply.extend_from_slice(chunk);
