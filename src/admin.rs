@@ -1,6 +1,8 @@
 //! The admin listener: `/metrics` in the Prometheus text format, `/healthz` (the process is
-//! alive) and `/readyz` (the config is loaded and the listeners are bound, which is true
-//! whenever this listener answers, since it starts after them).
+//! alive) and `/readyz` (the config is loaded, the listeners are bound and the webhook service
+//! has started).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -8,6 +10,9 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 pub struct Admin;
+
+/// Set once the webhook service has started on its bound listeners.
+pub static READY: AtomicBool = AtomicBool::new(false);
 
 #[async_trait]
 impl ServeHttp for Admin {
@@ -18,7 +23,15 @@ impl ServeHttp for Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::metrics::render().into_bytes(),
             ),
-            "/healthz" | "/readyz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/readyz" if READY.load(Ordering::Acquire) => {
+                (StatusCode::OK, "text/plain", b"ready\n".to_vec())
+            }
+            "/readyz" => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"starting\n".to_vec(),
+            ),
             _ => (
                 StatusCode::NOT_FOUND,
                 "text/plain",

@@ -43,11 +43,11 @@ pub struct RunArgs {
     /// Log filter, such as `info` or `hookgate=debug`. `RUST_LOG` takes precedence when set.
     #[arg(long, default_value = "info")]
     pub log_level: String,
-    /// Also start a demo upstream on this address that answers every request with a JSON
-    /// summary of what it received (for trying hookgate out, not for production).
+    /// Also start a demo upstream on this address that responds to every request with a JSON
+    /// summary of what it received. For trying hookgate out, not for production.
     #[arg(long, value_name = "ADDRESS")]
     pub demo_upstream: Option<std::net::SocketAddr>,
-    /// Unix time at which the clock for timestamp checks stands still. Only for replaying
+    /// Unix time at which the clock for timestamp checks is frozen. Only for replaying
     /// recorded test requests; never set it in production.
     #[arg(long, hide = true, value_name = "UNIX_SECONDS")]
     pub fixed_clock: Option<i64>,

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub secret_matches: IntCounterVec,
     pub clock_skew: HistogramVec,
     pub upstream_responses: IntCounterVec,
+    pub upstream_errors: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
@@ -114,6 +115,12 @@ impl Metrics {
                 &["route", "class"]
             )
             .expect("register hookgate_upstream_responses_total"),
+            upstream_errors: register_int_counter_vec!(
+                "hookgate_upstream_errors_total",
+                "Verified requests that got no upstream response, by route and kind.",
+                &["route", "kind"]
+            )
+            .expect("register hookgate_upstream_errors_total"),
             in_flight: register_int_gauge_vec!(
                 "hookgate_requests_in_flight",
                 "Requests being read, verified or forwarded.",

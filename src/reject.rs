@@ -39,7 +39,7 @@ impl Reject {
         Reject::UpstreamError,
     ];
 
-    /// Every rejection, for pre-creating metric series and for the docs.
+    /// Lists every rejection, for pre-creating metric series and for the docs.
     pub fn all() -> impl Iterator<Item = Reject> {
         let verify = Failure::ALL.into_iter().map(Reject::Verify);
         Reject::OTHERS.into_iter().chain(verify)
@@ -100,7 +100,7 @@ impl Reject {
         Cow::Borrowed(text)
     }
 
-    /// Whether the gateway itself, rather than the client, is at fault.
+    /// Returns whether the upstream, rather than the client, caused the rejection.
     pub fn is_upstream(self) -> bool {
         matches!(
             self,
@@ -111,6 +111,11 @@ impl Reject {
     /// Writes the rejection as a small JSON response and closes the connection afterwards,
     /// since the request body may be unread. A client that is already gone is not an error.
     pub async fn respond(self, session: &mut Session) {
+        self.respond_with(session, None).await
+    }
+
+    /// Like [`Reject::respond`], with one extra response header, such as `Allow` on a 405.
+    pub async fn respond_with(self, session: &mut Session, extra: Option<(&str, String)>) {
         let body = Bytes::from(format!(
             "{{\"error\":\"{}\",\"message\":\"{}\"}}\n",
             self.as_str(),
@@ -122,6 +127,9 @@ impl Reject {
         };
         let _ = header.insert_header("content-type", "application/json");
         let _ = header.insert_header("content-length", body.len().to_string());
+        if let Some((name, value)) = extra {
+            let _ = header.insert_header(name.to_string(), value);
+        }
         if session
             .write_response_header(Box::new(header), false)
             .await

@@ -32,8 +32,10 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let mut conf = ServerConf {
         threads: config.server.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs()),
+        // Pingora keeps serving for `grace_period_seconds` after SIGTERM, then stops its
+        // runtimes, which drops whatever is still running after the short timeout.
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     conf.daemon = false;
@@ -63,7 +65,9 @@ pub fn run(
         bound.push((actual.to_string(), fd));
         tracing::info!(address = %actual, "listening for webhooks");
     }
-    server.add_service(PreBound::new(proxy, bound));
+    let mut proxy = PreBound::new(proxy, bound);
+    proxy.marks_ready = true;
+    server.add_service(proxy);
 
     if let Some(address) = admin {
         let mut service = Service::new("hookgate-admin".to_string(), HttpServer::new_app(Admin));
@@ -99,11 +103,17 @@ fn bind(address: SocketAddr) -> anyhow::Result<(SocketAddr, RawFd)> {
 struct PreBound<S> {
     inner: S,
     sockets: Vec<(String, RawFd)>,
+    /// Whether `/readyz` reports ready once this service starts.
+    marks_ready: bool,
 }
 
 impl<S> PreBound<S> {
     fn new(inner: S, sockets: Vec<(String, RawFd)>) -> Self {
-        PreBound { inner, sockets }
+        PreBound {
+            inner,
+            sockets,
+            marks_ready: false,
+        }
     }
 }
 
@@ -121,6 +131,9 @@ impl<S: ServiceWithDependents> ServiceWithDependents for PreBound<S> {
             for (address, fd) in self.sockets.drain(..) {
                 table.add(address, fd);
             }
+        }
+        if self.marks_ready {
+            crate::admin::READY.store(true, std::sync::atomic::Ordering::Release);
         }
         self.inner
             .start_service(fds, shutdown, listeners_per_fd, ready_notifier)

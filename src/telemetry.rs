@@ -1,6 +1,8 @@
 //! Logging: one `tracing` subscriber for hookgate and for Pingora's `log` records, in text or
 //! JSON, filtered by `--log-level` or `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +19,7 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => tracing::subscriber::set_global_default(builder.finish())?,

@@ -173,3 +173,28 @@ fn rejects_undecodable_standard_webhooks_secret() {
         "the secret leaked into the error: {stderr}"
     );
 }
+
+#[test]
+fn rejects_admin_on_listener_address() {
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nadmin:\n  address: \"127.0.0.1:8080\"\nroutes:\n{VALID_ROUTE}"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    assert!(
+        stderr.contains("FILE:4:3: admin.address: 127.0.0.1:8080 is also a webhook listener"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn explains_secret_written_as_string() {
+    let yaml = "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: a\n    path: /a\n    provider: github\n    secrets: [ GITHUB_WEBHOOK_SECRET ]\n    upstream: \"http://127.0.0.1:3000\"\n";
+    let (ok, stderr, _dir) = check_text(yaml);
+    assert!(!ok);
+    assert!(stderr.contains("routes[0].secrets[0]"), "{stderr}");
+    assert!(
+        stderr.contains("expected a mapping such as { env: NAME } or { file: PATH }"),
+        "{stderr}"
+    );
+}

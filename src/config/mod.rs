@@ -41,6 +41,10 @@ pub struct Server {
     pub threads: usize,
     /// Time given to requests in flight after SIGTERM before the process exits.
     pub grace_period: Duration,
+    /// Whether each request gets an info line under the `hookgate::access` target.
+    pub access_log: bool,
+    /// Rejections of one reason on one route within a minute that raise one warning.
+    pub reject_warning_threshold: u64,
 }
 
 /// One webhook endpoint: which requests it takes, how they are verified, where they go.

@@ -4,31 +4,47 @@
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { address: \"127.0.0.1:8080\" }"
+)]
 pub struct RawListener {
     /// `host:port` to accept webhooks on; port 0 picks a free port.
     pub address: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { address: \"127.0.0.1:9090\" }"
+)]
 pub struct RawAdmin {
     /// `host:port` for `/metrics`, `/healthz` and `/readyz`.
     pub address: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of server settings such as { threads: 2 }"
+)]
 pub struct RawServer {
     /// Worker threads for the webhook listeners. Default: 2.
     pub threads: Option<usize>,
     /// Time given to requests in flight after SIGTERM. Default: 10s.
     #[serde(default, deserialize_with = "text_or_number")]
     pub grace_period: Option<String>,
+    /// Log one info line per request under the `hookgate::access` target. Default: false.
+    pub access_log: Option<bool>,
+    /// Rejections of one reason on one route within a minute that raise a warning. Default: 100.
+    pub reject_warning_threshold: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a route: a mapping with name, path, provider, secrets and upstream"
+)]
 pub struct RawRoute {
     pub name: Option<String>,
     pub path: Option<String>,
@@ -53,7 +69,10 @@ pub struct RawRoute {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with algorithm, header, encoding and signed"
+)]
 pub struct RawHmac {
     pub algorithm: String,
     pub header: String,
@@ -65,11 +84,14 @@ pub struct RawHmac {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { env: NAME } or { file: PATH }"
+)]
 pub struct RawSecret {
-    /// Name of an environment variable that holds the secret.
+    /// Name of the environment variable that contains the secret.
     pub env: Option<String>,
-    /// Path of a file that holds the secret; one trailing newline is stripped.
+    /// Path of the file that contains the secret. One trailing newline is stripped.
     pub file: Option<String>,
     /// Label for metrics and logs, so an operator can tell rotated secrets apart.
     pub name: Option<String>,

@@ -64,6 +64,15 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .get("admin")
         .and_then(|v| deserialize::<RawAdmin>(v, "admin", &mut problems))
         .and_then(|raw| socket_address(&raw.address, "admin.address", &mut problems));
+    if let Some(admin) = admin {
+        // Port 0 asks the system for a free port, so two such addresses never collide.
+        if admin.port() != 0 && listeners.iter().any(|l| l.address == admin) {
+            problems.add(
+                "admin.address",
+                format!("{admin} is also a webhook listener; give the admin listener its own port"),
+            );
+        }
+    }
     let server = resolve_server(top.get("server"), &mut problems);
     let base = file.parent().unwrap_or(Path::new("."));
     let routes = resolve_routes(top.get("routes"), base, &mut problems);
@@ -115,9 +124,18 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
         DEFAULT_GRACE_PERIOD,
         problems,
     );
+    let reject_warning_threshold = raw.reject_warning_threshold.unwrap_or(100);
+    if reject_warning_threshold == 0 {
+        problems.add(
+            "server.reject_warning_threshold",
+            "reject_warning_threshold must be at least 1",
+        );
+    }
     Server {
         threads,
         grace_period,
+        access_log: raw.access_log.unwrap_or(false),
+        reject_warning_threshold,
     }
 }
 

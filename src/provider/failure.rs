@@ -14,7 +14,7 @@ pub enum Failure {
     #[error("signature header malformed")]
     SignatureMalformed,
     /// The signatures are well formed but none matches any configured key.
-    #[error("signature does not match any key")]
+    #[error("signature does not match any configured secret")]
     SignatureInvalid,
     /// A header that the scheme signs is absent: `webhook-id` or `svix-id`, or a header named
     /// in a generic rule's template.

@@ -61,6 +61,10 @@ impl HmacRule {
         })
     }
 
+    pub(super) fn id_header(&self) -> Option<&HeaderName> {
+        self.id_header.as_ref()
+    }
+
     pub(super) fn uses_timestamp(&self) -> bool {
         self.timestamp_header.is_some()
     }

@@ -140,6 +140,23 @@ impl Scheme {
         }
     }
 
+    /// Returns the header that carries the sender's delivery id, for logs and duplicate
+    /// detection. Stripe and Slack send none in a header.
+    pub fn delivery_id_header(&self) -> Option<&http::HeaderName> {
+        static GITHUB: http::HeaderName = http::HeaderName::from_static("x-github-delivery");
+        static WEBHOOK: http::HeaderName = http::HeaderName::from_static("webhook-id");
+        static SVIX: http::HeaderName = http::HeaderName::from_static("svix-id");
+        static SHOPIFY: http::HeaderName = http::HeaderName::from_static("x-shopify-webhook-id");
+        match self {
+            Scheme::Github | Scheme::GithubSha1 => Some(&GITHUB),
+            Scheme::StandardWebhooks => Some(&WEBHOOK),
+            Scheme::Svix => Some(&SVIX),
+            Scheme::Shopify => Some(&SHOPIFY),
+            Scheme::Stripe | Scheme::Slack => None,
+            Scheme::Hmac(rule) => rule.id_header(),
+        }
+    }
+
     /// Returns whether the scheme signs a timestamp that `verify` checks against the tolerance.
     pub fn uses_timestamp(&self) -> bool {
         match self {

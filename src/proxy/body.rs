@@ -11,15 +11,15 @@ use crate::reject::Reject;
 /// Bytes reserved up front when the client did not declare a length.
 const UNKNOWN_LENGTH_RESERVE: usize = 16 * 1024;
 
-/// What the request headers say about the body, checked before any byte of it is read.
+/// Body framing declared by the request headers, checked before any byte of the body is read.
 pub struct Declared {
     pub content_length: Option<usize>,
     pub expect_continue: bool,
 }
 
 /// Checks the framing headers. Pingora's HTTP/1 parser already rejects an invalid
-/// `Content-Length`; this rejects requests that carry both framings or several lengths, which
-/// a different parser behind the gateway could read differently.
+/// `Content-Length`. This also rejects requests that carry both framings or several lengths,
+/// because a different parser behind the gateway could read them differently.
 pub fn declared(session: &Session, limit: usize) -> Result<Declared, Reject> {
     let headers = &session.req_header().headers;
     let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();

@@ -21,7 +21,7 @@ use crate::reject::Reject;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Headers that describe one connection rather than the message (RFC 9110, section 7.6.1),
-/// plus `Expect`, which the gateway has already answered.
+/// plus `Expect`, because the gateway has already sent `100 Continue`.
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -33,14 +33,14 @@ const HOP_BY_HOP: &[&str] = &[
     "expect",
 ];
 
-/// What happened upstream, for metrics and logs.
+/// Result of a forwarded request, for metrics and logs.
 pub struct Forwarded {
     pub status: u16,
     /// Time from asking for a connection to the end of the upstream's response header.
     pub upstream_duration: Duration,
 }
 
-/// Forwards the request and relays the response; [`Outcome`] tells how it ended.
+/// Forwards the request and relays the response. [`Outcome`] describes how it ended.
 pub async fn forward(
     connector: &Connector,
     peer: &HttpPeer,
@@ -51,8 +51,8 @@ pub async fn forward(
     let request = upstream_request(session, body.len());
     let started = Instant::now();
 
-    // A pooled connection may have been closed by the upstream while idle; such a failure
-    // happens before the upstream reads the request, so one retry on a new connection is safe.
+    // The upstream may close a pooled connection while it is idle. Such a failure happens
+    // before the upstream reads the request, so one retry on a new connection is safe.
     let mut attempts_left = 2;
     let mut upstream = loop {
         attempts_left -= 1;
@@ -87,7 +87,7 @@ pub async fn forward(
     Outcome::Done(forwarded)
 }
 
-/// How a forward ended.
+/// End state of a forward.
 pub enum Outcome {
     /// The whole upstream response reached the client.
     Done(Forwarded),
@@ -127,8 +127,9 @@ async fn send(
     }
 }
 
-/// The client's request header, unchanged except for hop-by-hop headers and the framing:
-/// a body that arrived chunked, or over HTTP/2, goes out with a `Content-Length`.
+/// Builds the upstream request header: the client's header, unchanged except for hop-by-hop
+/// headers and the framing. A body that arrived chunked, or over HTTP/2, goes out with a
+/// `Content-Length`.
 fn upstream_request(session: &Session, body_len: usize) -> RequestHeader {
     let mut request = session.req_header().clone();
     let had_length = request.headers.contains_key(http::header::CONTENT_LENGTH)
@@ -153,9 +154,9 @@ fn upstream_request(session: &Session, body_len: usize) -> RequestHeader {
     request
 }
 
-/// The upstream's response header for the client. Connection-level headers are dropped
-/// for HTTP/2 clients, which must not receive them; `Transfer-Encoding` stays for HTTP/1
-/// so that Pingora frames the body the same way.
+/// Builds the client's response header from the upstream's. Connection-level headers are
+/// dropped, and `Transfer-Encoding` too for HTTP/2 clients, which must not receive it. For
+/// HTTP/1 clients it stays, so that Pingora frames the body the same way.
 fn downstream_response(response: &ResponseHeader, http2: bool) -> ResponseHeader {
     let mut response = response.clone();
     for name in [

@@ -47,6 +47,11 @@ impl Gateway {
         Gateway::start_configured(routes, &[], env)
     }
 
+    /// Like [`Gateway::start_env`], with a `server:` block (its keys indented by two spaces).
+    pub fn start_server_env(server: &str, routes: &str, env: &[(&str, &str)]) -> Gateway {
+        Gateway::start_configured(&format!("{routes}server:\n{server}"), &[], env)
+    }
+
     fn start_configured(routes: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("create temp dir");
         let config_path = dir.path().join("gateway.yaml");
