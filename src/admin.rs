@@ -1,18 +1,49 @@
 //! The admin listener: `/metrics` in the Prometheus text format, `/healthz` (the process is
-//! alive) and `/readyz` (the config is loaded, the listeners are bound and the webhook service
-//! has started).
+//! alive) and `/readyz` (the config is loaded, the listeners are bound, the webhook service
+//! has started and the shared store answers).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-pub struct Admin;
+use crate::store::Store;
+
+pub struct Admin {
+    store: Arc<Store>,
+}
+
+impl Admin {
+    pub fn new(store: Arc<Store>) -> Self {
+        Admin { store }
+    }
+}
 
 /// Set once the webhook service has started on its bound listeners.
 pub static READY: AtomicBool = AtomicBool::new(false);
+
+impl Admin {
+    async fn readiness(&self) -> (StatusCode, &'static str, Vec<u8>) {
+        if !READY.load(Ordering::Acquire) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                b"starting\n".to_vec(),
+            );
+        }
+        match self.store.ping().await {
+            Ok(()) => (StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+            Err(error) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {error}\n").into_bytes(),
+            ),
+        }
+    }
+}
 
 #[async_trait]
 impl ServeHttp for Admin {
@@ -24,14 +55,7 @@ impl ServeHttp for Admin {
                 crate::metrics::render().into_bytes(),
             ),
             "/healthz" => (StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            "/readyz" if READY.load(Ordering::Acquire) => {
-                (StatusCode::OK, "text/plain", b"ready\n".to_vec())
-            }
-            "/readyz" => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                b"starting\n".to_vec(),
-            ),
+            "/readyz" => self.readiness().await,
             _ => (
                 StatusCode::NOT_FOUND,
                 "text/plain",

@@ -41,6 +41,7 @@ pub struct Metrics {
     pub clock_skew: HistogramVec,
     pub upstream_responses: IntCounterVec,
     pub upstream_errors: IntCounterVec,
+    pub store_errors: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
@@ -58,7 +59,7 @@ impl Metrics {
         let metrics = Metrics {
             requests: register_int_counter_vec!(
                 "hookgate_requests_total",
-                "Webhook requests by route and outcome (forwarded or rejected).",
+                "Webhook requests by route and outcome (forwarded, rejected or duplicate).",
                 &["route", "outcome"]
             )
             .expect("register hookgate_requests_total"),
@@ -121,6 +122,12 @@ impl Metrics {
                 &["route", "kind"]
             )
             .expect("register hookgate_upstream_errors_total"),
+            store_errors: register_int_counter_vec!(
+                "hookgate_store_errors_total",
+                "Shared store operations that failed, by route; the route's store_failure policy decided the request.",
+                &["route"]
+            )
+            .expect("register hookgate_store_errors_total"),
             in_flight: register_int_gauge_vec!(
                 "hookgate_requests_in_flight",
                 "Requests being read, verified or forwarded.",
@@ -143,7 +150,8 @@ impl Metrics {
 
     /// Creates the series of a route at zero, so dashboards show them before the first event.
     pub fn init_route(&self, route: &str, key_labels: &[String]) {
-        for outcome in ["forwarded", "rejected"] {
+        self.store_errors.with_label_values(&[route]);
+        for outcome in ["forwarded", "rejected", "duplicate"] {
             self.requests.with_label_values(&[route, outcome]);
         }
         for reject in Reject::all() {

@@ -22,11 +22,18 @@ pub enum Reject {
     UpstreamUnreachable,
     UpstreamTimeout,
     UpstreamError,
+    IpNotAllowed,
+    HeadersTooLarge,
+    RateLimited,
+    VerifyRateLimited,
+    ReplayInFlight,
+    UpstreamBusy,
+    StoreUnavailable,
 }
 
 impl Reject {
     /// Every rejection that is not a verification failure.
-    const OTHERS: [Reject; 10] = [
+    const OTHERS: [Reject; 17] = [
         Reject::NoRoute,
         Reject::MethodNotAllowed,
         Reject::PathInvalid,
@@ -37,6 +44,13 @@ impl Reject {
         Reject::UpstreamUnreachable,
         Reject::UpstreamTimeout,
         Reject::UpstreamError,
+        Reject::IpNotAllowed,
+        Reject::HeadersTooLarge,
+        Reject::RateLimited,
+        Reject::VerifyRateLimited,
+        Reject::ReplayInFlight,
+        Reject::UpstreamBusy,
+        Reject::StoreUnavailable,
     ];
 
     /// Lists every rejection, for pre-creating metric series and for the docs.
@@ -58,6 +72,13 @@ impl Reject {
             Reject::UpstreamUnreachable => "upstream_unreachable",
             Reject::UpstreamTimeout => "upstream_timeout",
             Reject::UpstreamError => "upstream_error",
+            Reject::IpNotAllowed => "ip_not_allowed",
+            Reject::HeadersTooLarge => "headers_too_large",
+            Reject::RateLimited => "rate_limited",
+            Reject::VerifyRateLimited => "verify_rate_limited",
+            Reject::ReplayInFlight => "replay_in_flight",
+            Reject::UpstreamBusy => "upstream_busy",
+            Reject::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -78,6 +99,11 @@ impl Reject {
             Reject::Verify(_) => 401,
             Reject::UpstreamUnreachable | Reject::UpstreamError => 502,
             Reject::UpstreamTimeout => 504,
+            Reject::IpNotAllowed => 403,
+            Reject::HeadersTooLarge => 431,
+            Reject::RateLimited | Reject::VerifyRateLimited => 429,
+            Reject::ReplayInFlight => 409,
+            Reject::UpstreamBusy | Reject::StoreUnavailable => 503,
         }
     }
 
@@ -95,6 +121,15 @@ impl Reject {
             Reject::UpstreamUnreachable => "the upstream could not be reached",
             Reject::UpstreamTimeout => "the upstream did not answer in time",
             Reject::UpstreamError => "the upstream sent an invalid response",
+            Reject::IpNotAllowed => "this client address may not use this route",
+            Reject::HeadersTooLarge => "the request headers are larger than this route accepts",
+            Reject::RateLimited => "too many requests; retry after the Retry-After delay",
+            Reject::VerifyRateLimited => {
+                "too many failed verifications from this address; retry after the Retry-After delay"
+            }
+            Reject::ReplayInFlight => "a request with this delivery id is being delivered now",
+            Reject::UpstreamBusy => "the upstream has too many requests in flight",
+            Reject::StoreUnavailable => "the shared store is unavailable",
             Reject::Verify(failure) => return Cow::Owned(failure.to_string()),
         };
         Cow::Borrowed(text)
@@ -111,31 +146,42 @@ impl Reject {
     /// Writes the rejection as a small JSON response and closes the connection afterwards,
     /// since the request body may be unread. A client that is already gone is not an error.
     pub async fn respond(self, session: &mut Session) {
-        self.respond_with(session, None).await
+        self.respond_with(session, &[]).await
     }
 
-    /// Like [`Reject::respond`], with one extra response header, such as `Allow` on a 405.
-    pub async fn respond_with(self, session: &mut Session, extra: Option<(&str, String)>) {
-        let body = Bytes::from(format!(
+    /// Like [`Reject::respond`], with extra response headers such as `Allow` or `Retry-After`.
+    pub async fn respond_with(self, session: &mut Session, extra: &[(&str, String)]) {
+        let body = format!(
             "{{\"error\":\"{}\",\"message\":\"{}\"}}\n",
             self.as_str(),
             self.message()
-        ));
+        );
         session.set_keepalive(None);
-        let Ok(mut header) = ResponseHeader::build(self.status(), Some(3)) else {
-            return;
-        };
-        let _ = header.insert_header("content-type", "application/json");
-        let _ = header.insert_header("content-length", body.len().to_string());
-        if let Some((name, value)) = extra {
-            let _ = header.insert_header(name.to_string(), value);
-        }
-        if session
-            .write_response_header(Box::new(header), false)
-            .await
-            .is_ok()
-        {
-            let _ = session.write_response_body(Some(body), true).await;
-        }
+        write_json(session, self.status(), body, extra).await;
+    }
+}
+
+/// Writes a small JSON response. A client that is already gone is not an error.
+pub async fn write_json(
+    session: &mut Session,
+    status: u16,
+    body: String,
+    extra: &[(&str, String)],
+) {
+    let body = Bytes::from(body);
+    let Ok(mut header) = ResponseHeader::build(status, Some(3 + extra.len())) else {
+        return;
+    };
+    let _ = header.insert_header("content-type", "application/json");
+    let _ = header.insert_header("content-length", body.len().to_string());
+    for (name, value) in extra {
+        let _ = header.insert_header(name.to_string(), value.as_str());
+    }
+    if session
+        .write_response_header(Box::new(header), false)
+        .await
+        .is_ok()
+    {
+        let _ = session.write_response_body(Some(body), true).await;
     }
 }

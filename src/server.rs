@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
 use crate::route;
+use crate::store::Store;
 
 /// Binds the listeners and serves until the process is stopped. Never returns on success.
 pub fn run(
@@ -55,7 +56,10 @@ pub fn run(
 
     let listeners: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
     let admin = config.admin;
-    let gateway = Gateway::new(config, clock);
+    let store = Arc::new(Store::from_settings(&config.store).map_err(anyhow::Error::msg)?);
+    tracing::info!(store = store.kind(), "guard state store");
+    let admin_store = Arc::clone(&store);
+    let gateway = Gateway::new(config, store, clock);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
     let mut bound = Vec::new();
@@ -70,7 +74,10 @@ pub fn run(
     server.add_service(proxy);
 
     if let Some(address) = admin {
-        let mut service = Service::new("hookgate-admin".to_string(), HttpServer::new_app(Admin));
+        let mut service = Service::new(
+            "hookgate-admin".to_string(),
+            HttpServer::new_app(Admin::new(admin_store)),
+        );
         let (actual, fd) = bind(address)?;
         service.add_tcp(&actual.to_string());
         tracing::info!(address = %actual, "admin listener serving /metrics, /healthz and /readyz");

@@ -37,12 +37,18 @@ fn start_github(upstream: &Upstream, extra: &[&str]) -> Gateway {
 }
 
 /// Builds a signed GitHub request with `Content-Length` framing.
+/// A signed GitHub request with a fresh `X-GitHub-Delivery`, as GitHub sends each delivery.
 fn github_request(body: &[u8]) -> Vec<u8> {
+    static DELIVERIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let delivery = DELIVERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let signature = github_signature(SECRET, body);
     client::request(
         "POST",
         "/hooks/github",
-        &[("X-Hub-Signature-256", &signature)],
+        &[
+            ("X-Hub-Signature-256", &signature),
+            ("X-GitHub-Delivery", &format!("delivery-{delivery}")),
+        ],
         body,
     )
 }

@@ -3,6 +3,7 @@
 //! Loading reports every problem at once, each as `file:line:column: key.path: message`.
 
 mod error;
+mod guards;
 mod locate;
 mod raw;
 mod resolve;
@@ -17,6 +18,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 
 use crate::provider::{Key, Scheme};
+pub use crate::store::Limit;
 
 /// A validated gateway configuration.
 #[derive(Debug)]
@@ -25,7 +27,15 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub admin: Option<SocketAddr>,
     pub server: Server,
+    pub store: StoreSettings,
     pub routes: Vec<Route>,
+}
+
+/// Where guard state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    Memory { max_entries: usize },
+    Redis { url: String, prefix: String },
 }
 
 /// A plain-HTTP socket that accepts webhooks.
@@ -45,6 +55,8 @@ pub struct Server {
     pub access_log: bool,
     /// Rejections of one reason on one route within a minute that raise one warning.
     pub reject_warning_threshold: u64,
+    /// Proxies whose `X-Forwarded-For` header names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// One webhook endpoint: which requests it takes, how they are verified, where they go.
@@ -69,6 +81,65 @@ pub struct Route {
     /// The URL the sender was given, signed by URL-bound schemes and `{url}` templates.
     pub public_url: Option<String>,
     pub upstream: Upstream,
+    pub guards: Guards,
+}
+
+/// The checks that sit beside verification on one route.
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// Client networks allowed to use the route; empty allows all.
+    pub allow_ips: Vec<ipnet::IpNet>,
+    pub rate_limit: Option<RateLimit>,
+    /// Limit on failed verifications per client IP, checked before the body is read.
+    pub failed_verify_limit: Option<Limit>,
+    pub replay: Option<Replay>,
+    /// Requests forwarded to this route's upstream at once, across routes sharing it.
+    pub max_in_flight: usize,
+    pub store_failure: StoreFailure,
+    /// Largest accepted request line plus header block, in bytes.
+    pub max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub key: RateKey,
+    pub limit: Limit,
+}
+
+/// What a rate limit counts requests by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateKey {
+    ClientIp,
+    Route,
+    Header(http::HeaderName),
+}
+
+/// Duplicate detection settings.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub id: DeliveryId,
+    /// How long a delivered id is remembered.
+    pub window: Duration,
+}
+
+/// Where a request's delivery id comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryId {
+    /// The preset's id header, Stripe's event `id`, or else the signature header.
+    Auto,
+    Signature,
+    Header(http::HeaderName),
+    /// A top-level string or number field of a JSON body.
+    JsonField(String),
+}
+
+/// What a route does when the shared store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// Answer 503 and forward nothing.
+    Closed,
+    /// Skip the guards that need the store.
+    Open,
 }
 
 /// How a route matches the request path (the query string is not part of the match).

@@ -38,6 +38,8 @@ pub struct RawServer {
     pub access_log: Option<bool>,
     /// Rejections of one reason on one route within a minute that raise a warning. Default: 100.
     pub reject_warning_threshold: Option<u64>,
+    /// CIDR blocks of proxies whose `X-Forwarded-For` names the client. Default: none.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,112 @@ pub struct RawRoute {
     pub upstream_timeout: Option<String>,
     pub public_url: Option<String>,
     pub upstream: Option<String>,
+    pub allow_ips: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub failed_verify_limit: Option<RawRateLimit>,
+    pub replay: Option<RawReplay>,
+    pub max_in_flight: Option<usize>,
+    pub store_failure: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub max_header_bytes: Option<String>,
+}
+
+impl RawRoute {
+    /// Moves the guard settings out, to be merged with `defaults:`.
+    pub fn take_guards(&mut self) -> RawGuards {
+        RawGuards {
+            allow_ips: self.allow_ips.take(),
+            rate_limit: self.rate_limit.take(),
+            failed_verify_limit: self.failed_verify_limit.take(),
+            replay: self.replay.take(),
+            max_in_flight: self.max_in_flight.take(),
+            store_failure: self.store_failure.take(),
+            max_header_bytes: self.max_header_bytes.take(),
+        }
+    }
+}
+
+/// Guard settings, as written under `defaults:` or in a route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of guard settings such as { rate_limit: { rate: 50/s } }"
+)]
+pub struct RawGuards {
+    /// CIDR blocks whose clients may use the route; all when absent.
+    pub allow_ips: Option<Vec<String>>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub failed_verify_limit: Option<RawRateLimit>,
+    pub replay: Option<RawReplay>,
+    pub max_in_flight: Option<usize>,
+    pub store_failure: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub max_header_bytes: Option<String>,
+}
+
+impl RawGuards {
+    /// Fills every setting missing here from `defaults`.
+    pub fn or(self, defaults: &RawGuards) -> RawGuards {
+        RawGuards {
+            allow_ips: self.allow_ips.or_else(|| defaults.allow_ips.clone()),
+            rate_limit: self.rate_limit.or_else(|| defaults.rate_limit.clone()),
+            failed_verify_limit: self
+                .failed_verify_limit
+                .or_else(|| defaults.failed_verify_limit.clone()),
+            replay: self.replay.or_else(|| defaults.replay.clone()),
+            max_in_flight: self.max_in_flight.or(defaults.max_in_flight),
+            store_failure: self
+                .store_failure
+                .or_else(|| defaults.store_failure.clone()),
+            max_header_bytes: self
+                .max_header_bytes
+                .or_else(|| defaults.max_header_bytes.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { key: client_ip, rate: 50/s, burst: 100 }"
+)]
+pub struct RawRateLimit {
+    /// `false` turns an inherited or built-in limit off. Default: true.
+    pub enabled: Option<bool>,
+    /// `client_ip`, `route` or `header:NAME`. Default: client_ip.
+    pub key: Option<String>,
+    /// Sustained rate, `COUNT/UNIT` with unit s, m or h.
+    pub rate: Option<String>,
+    /// Requests admitted at once. Default: the rate's count.
+    pub burst: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { id: auto, window: 1h }"
+)]
+pub struct RawReplay {
+    /// `false` turns duplicate detection off. Default: true.
+    pub enabled: Option<bool>,
+    /// `auto`, `signature`, `header:NAME` or `json:FIELD`. Default: auto.
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { redis: \"redis://127.0.0.1:6379\" }"
+)]
+pub struct RawStore {
+    /// Redis URL; without it the state stays in this process.
+    pub redis: Option<String>,
+    /// Prefix of every Redis key. Default: `hookgate:`.
+    pub prefix: Option<String>,
+    /// Most delivery ids and rate-limit buckets kept in memory. Default: 100000.
+    pub max_entries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

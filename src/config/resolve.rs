@@ -9,12 +9,20 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::error::{ConfigErrors, Problems};
+use super::guards;
 use super::locate::{Location, Locator};
-use super::raw::{RawAdmin, RawHmac, RawListener, RawRoute, RawServer};
+use super::raw::{RawAdmin, RawGuards, RawHmac, RawListener, RawRoute, RawServer, RawStore};
 use super::{secret, units, Config, Listener, PathMatch, Route, Server, Upstream};
 use crate::provider::{Algorithm, Encoding, HmacRule, Scheme};
 
-const TOP_LEVEL_KEYS: &[&str] = &["listeners", "admin", "server", "routes"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listeners",
+    "admin",
+    "server",
+    "store",
+    "defaults",
+    "routes",
+];
 const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_BODY: usize = 1 << 20;
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,8 +82,17 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
     let server = resolve_server(top.get("server"), &mut problems);
+    let store = guards::resolve_store(
+        top.get("store")
+            .and_then(|v| deserialize::<RawStore>(v, "store", &mut problems)),
+        &mut problems,
+    );
+    let defaults = top
+        .get("defaults")
+        .and_then(|v| deserialize::<RawGuards>(v, "defaults", &mut problems))
+        .unwrap_or_default();
     let base = file.parent().unwrap_or(Path::new("."));
-    let routes = resolve_routes(top.get("routes"), base, &mut problems);
+    let routes = resolve_routes(top.get("routes"), base, &defaults, &mut problems);
 
     if !problems.is_empty() {
         return Err(problems.finish());
@@ -85,6 +102,7 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         listeners,
         admin,
         server,
+        store,
         routes,
     })
 }
@@ -131,7 +149,17 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
             "reject_warning_threshold must be at least 1",
         );
     }
+    let trusted_proxies = raw
+        .trusted_proxies
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            guards::cidr(text, &format!("server.trusted_proxies[{i}]"), problems)
+        })
+        .collect();
     Server {
+        trusted_proxies,
         threads,
         grace_period,
         access_log: raw.access_log.unwrap_or(false),
@@ -139,7 +167,12 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
     }
 }
 
-fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -> Vec<Route> {
+fn resolve_routes(
+    value: Option<&Value>,
+    base: &Path,
+    defaults: &RawGuards,
+    problems: &mut Problems,
+) -> Vec<Route> {
     let items = match value {
         Some(Value::Sequence(items)) if !items.is_empty() => items,
         Some(Value::Sequence(_)) | Some(Value::Null) | None => {
@@ -160,7 +193,7 @@ fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -
     let mut routes = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("routes[{i}]");
-        let Some(raw) = deserialize::<RawRoute>(item, &at, problems) else {
+        let Some(mut raw) = deserialize::<RawRoute>(item, &at, problems) else {
             continue;
         };
         if let Some(name) = &raw.name {
@@ -186,7 +219,8 @@ fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -
                 );
             }
         }
-        let Some(route) = resolve_route(raw, &at, base, problems) else {
+        let guards = raw.take_guards().or(defaults);
+        let Some(route) = resolve_route(raw, guards, &at, base, problems) else {
             continue;
         };
         routes.push(route);
@@ -194,7 +228,13 @@ fn resolve_routes(value: Option<&Value>, base: &Path, problems: &mut Problems) -
     routes
 }
 
-fn resolve_route(raw: RawRoute, at: &str, base: &Path, problems: &mut Problems) -> Option<Route> {
+fn resolve_route(
+    raw: RawRoute,
+    guards: RawGuards,
+    at: &str,
+    base: &Path,
+    problems: &mut Problems,
+) -> Option<Route> {
     let before = problems.len();
     let name = route_name(raw.name.as_deref(), at, problems);
     let path = route_path(raw.path, raw.path_prefix, at, problems);
@@ -283,6 +323,8 @@ fn resolve_route(raw: RawRoute, at: &str, base: &Path, problems: &mut Problems) 
             response_timeout,
         });
 
+    let guards = guards::resolve_guards(guards, tolerance, at, problems);
+
     if problems.len() > before {
         return None;
     }
@@ -298,6 +340,7 @@ fn resolve_route(raw: RawRoute, at: &str, base: &Path, problems: &mut Problems) 
         body_timeout,
         public_url,
         upstream: upstream?,
+        guards,
     })
 }
 

@@ -61,6 +61,10 @@ impl HmacRule {
         })
     }
 
+    pub(super) fn signature_header(&self) -> &HeaderName {
+        &self.header
+    }
+
     pub(super) fn id_header(&self) -> Option<&HeaderName> {
         self.id_header.as_ref()
     }

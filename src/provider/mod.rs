@@ -157,6 +157,27 @@ impl Scheme {
         }
     }
 
+    /// Returns the header that carries the signature.
+    pub fn signature_header(&self) -> &http::HeaderName {
+        static GITHUB: http::HeaderName = http::HeaderName::from_static("x-hub-signature-256");
+        static GITHUB_SHA1: http::HeaderName = http::HeaderName::from_static("x-hub-signature");
+        static STRIPE: http::HeaderName = http::HeaderName::from_static("stripe-signature");
+        static SLACK: http::HeaderName = http::HeaderName::from_static("x-slack-signature");
+        static WEBHOOK: http::HeaderName = http::HeaderName::from_static("webhook-signature");
+        static SVIX: http::HeaderName = http::HeaderName::from_static("svix-signature");
+        static SHOPIFY: http::HeaderName = http::HeaderName::from_static("x-shopify-hmac-sha256");
+        match self {
+            Scheme::Github => &GITHUB,
+            Scheme::GithubSha1 => &GITHUB_SHA1,
+            Scheme::Stripe => &STRIPE,
+            Scheme::Slack => &SLACK,
+            Scheme::StandardWebhooks => &WEBHOOK,
+            Scheme::Svix => &SVIX,
+            Scheme::Shopify => &SHOPIFY,
+            Scheme::Hmac(rule) => rule.signature_header(),
+        }
+    }
+
     /// Returns whether the scheme signs a timestamp that `verify` checks against the tolerance.
     pub fn uses_timestamp(&self) -> bool {
         match self {

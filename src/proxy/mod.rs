@@ -4,10 +4,13 @@
 
 mod body;
 mod forward;
+mod guards;
 mod log;
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -20,10 +23,14 @@ use crate::clock::Clock;
 use crate::config::{Config, Route};
 use crate::metrics::{self, METRICS};
 use crate::provider::{self, Verified};
-use crate::reject::Reject;
+use crate::reject::{self, Reject};
 use crate::route::{self, RouteTable};
+use crate::store::Store;
+use bytes::Bytes;
 use forward::Outcome;
+use guards::{Delivery, Guards, Refusal};
 use log::{RejectAlarm, RequestLog};
+use tokio::sync::Semaphore;
 
 /// A route with what the proxy precomputes for it.
 pub struct LiveRoute {
@@ -33,10 +40,12 @@ pub struct LiveRoute {
     request_duration: Histogram,
     verify_duration: Histogram,
     body_size: Histogram,
+    /// Permits for requests in flight to this route's upstream, shared by routes that use it.
+    slots: Arc<Semaphore>,
 }
 
 impl LiveRoute {
-    fn new(route: Route) -> Self {
+    fn new(route: Route, slots: Arc<Semaphore>) -> Self {
         let name = route.name.as_str();
         METRICS.init_route(name, &route.key_labels);
         LiveRoute {
@@ -45,6 +54,7 @@ impl LiveRoute {
             request_duration: METRICS.request_duration.with_label_values(&[name]),
             verify_duration: METRICS.verify_duration.with_label_values(&[name]),
             body_size: METRICS.body_size.with_label_values(&[name]),
+            slots,
             route,
         }
     }
@@ -56,14 +66,29 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     access_log: bool,
     alarm: RejectAlarm,
+    guards: Guards,
 }
 
 impl Gateway {
-    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         let server = config.server;
+        // Routes that share an upstream share its cap, the smallest any of them sets.
+        let mut caps: HashMap<String, usize> = HashMap::new();
+        for route in &config.routes {
+            let cap = caps.entry(route.upstream.url.clone()).or_insert(usize::MAX);
+            *cap = (*cap).min(route.guards.max_in_flight);
+        }
+        let slots: HashMap<String, Arc<Semaphore>> = caps
+            .into_iter()
+            .map(|(url, cap)| (url, Arc::new(Semaphore::new(cap))))
+            .collect();
         let routes = config.routes.into_iter().map(|route| {
             let matcher = route.path.clone();
-            (matcher, Arc::new(LiveRoute::new(route)))
+            let route_slots = slots
+                .get(&route.upstream.url)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Semaphore::new(route.guards.max_in_flight)));
+            (matcher, Arc::new(LiveRoute::new(route, route_slots)))
         });
         Gateway {
             routes: RouteTable::new(routes),
@@ -71,6 +96,7 @@ impl Gateway {
             clock,
             access_log: server.access_log,
             alarm: RejectAlarm::new(server.reject_warning_threshold),
+            guards: Guards::new(store, server.trusted_proxies),
         }
     }
 
@@ -90,26 +116,10 @@ impl Gateway {
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
 
-        if !route.methods.contains(&session.req_header().method) {
-            return self
-                .reject(session, name, Reject::MethodNotAllowed, log)
-                .await;
-        }
-        let declared = match body::declared(session, route.max_body) {
-            Ok(declared) => declared,
-            Err(why) => return self.reject(session, name, why, log).await,
-        };
-        if declared.expect_continue {
-            if let Err(why) = body::send_continue(session).await {
-                return self.reject(session, name, why, log).await;
-            }
-        }
-
-        let deadline = tokio::time::Instant::now() + route.body_timeout;
-        session.set_read_timeout(Some(route.body_timeout));
-        let body = match body::read(session, &declared, route.max_body, deadline).await {
+        let client = self.guards.client_ip(session);
+        let body = match self.receive(session, live, client).await {
             Ok(body) => body,
-            Err(why) => return self.reject(session, name, why, log).await,
+            Err(refusal) => return self.refuse(session, name, refusal, log).await,
         };
         live.body_size.observe(body.len() as f64);
         log.body_bytes = Some(body.len());
@@ -117,25 +127,39 @@ impl Gateway {
         let verified = match self.verify(session, live, &body) {
             Ok(verified) => verified,
             Err(failure) => {
-                return self
-                    .reject(session, name, Reject::Verify(failure), log)
-                    .await
+                self.guards.record_failure(route, client).await;
+                let refusal = Reject::Verify(failure).into();
+                return self.refuse(session, name, refusal, log).await;
             }
         };
-        METRICS
-            .secret_matches
-            .with_label_values(&[name, &route.key_labels[verified.key_index]])
-            .inc();
-        if let Some(signed_at) = verified.timestamp {
-            let skew = self.clock.now_unix().saturating_sub(signed_at);
-            METRICS
-                .clock_skew
-                .with_label_values(&[name])
-                .observe(skew as f64);
-        }
+        self.record_verified(route, &verified);
+
+        let claim = self
+            .guards
+            .claim(route, &session.req_header().headers, &body)
+            .await;
+        let key = match claim {
+            Ok(Delivery::Forward(key)) => key,
+            Ok(Delivery::Duplicate) => return answer_duplicate(session, name, log).await,
+            Err(refusal) => return self.refuse(session, name, refusal, log).await,
+        };
+        let Ok(_slot) = live.slots.clone().try_acquire_owned() else {
+            self.guards.finish(route, key, false).await;
+            let refusal = Refusal {
+                reject: Reject::UpstreamBusy,
+                retry_after: Some(Duration::from_secs(1)),
+            };
+            return self.refuse(session, name, refusal, log).await;
+        };
 
         let timeout = route.upstream.response_timeout;
-        match forward::forward(&self.connector, &live.peer, timeout, session, body).await {
+        let outcome = forward::forward(&self.connector, &live.peer, timeout, session, body).await;
+        let delivered = match &outcome {
+            Outcome::Done(done) | Outcome::Broken(done, _) => (200..300).contains(&done.status),
+            Outcome::Failed(..) => false,
+        };
+        self.guards.finish(route, key, delivered).await;
+        match outcome {
             Outcome::Done(done) => {
                 log.status = Some(done.status);
                 record_forward(name, &done);
@@ -148,7 +172,7 @@ impl Gateway {
                     .upstream_errors
                     .with_label_values(&[name, why.as_str()])
                     .inc();
-                self.reject(session, name, why, log).await
+                self.refuse(session, name, why.into(), log).await
             }
             Outcome::Broken(done, cause) => {
                 log.status = Some(done.status);
@@ -160,6 +184,42 @@ impl Gateway {
         }
     }
 
+    /// Runs the checks that need no body, then reads the body.
+    async fn receive(
+        &self,
+        session: &mut Session,
+        live: &LiveRoute,
+        client: Option<IpAddr>,
+    ) -> std::result::Result<Bytes, Refusal> {
+        let route = &live.route;
+        if !route.methods.contains(&session.req_header().method) {
+            return Err(Reject::MethodNotAllowed.into());
+        }
+        self.guards.admit(route, session, client).await?;
+        let declared = body::declared(session, route.max_body)?;
+        if declared.expect_continue {
+            body::send_continue(session).await?;
+        }
+        let deadline = tokio::time::Instant::now() + route.body_timeout;
+        session.set_read_timeout(Some(route.body_timeout));
+        Ok(body::read(session, &declared, route.max_body, deadline).await?)
+    }
+
+    fn record_verified(&self, route: &Route, verified: &Verified) {
+        let name = route.name.as_str();
+        METRICS
+            .secret_matches
+            .with_label_values(&[name, &route.key_labels[verified.key_index]])
+            .inc();
+        if let Some(signed_at) = verified.timestamp {
+            let skew = self.clock.now_unix().saturating_sub(signed_at);
+            METRICS
+                .clock_skew
+                .with_label_values(&[name])
+                .observe(skew as f64);
+        }
+    }
+
     /// Answers with a rejection and records it in the metrics, the alarm and the access log.
     async fn reject(
         &self,
@@ -168,6 +228,18 @@ impl Gateway {
         why: Reject,
         log: &mut RequestLog,
     ) -> std::result::Result<(), Box<Error>> {
+        self.refuse(session, route, why.into(), log).await
+    }
+
+    /// Like [`Gateway::reject`], with the refusal's `Retry-After` and, on a 405, `Allow`.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        route: &str,
+        refusal: Refusal,
+        log: &mut RequestLog,
+    ) -> std::result::Result<(), Box<Error>> {
+        let why = refusal.reject;
         METRICS.record_reject(route, why);
         self.alarm.record(route, why);
         if !why.is_upstream() {
@@ -180,15 +252,17 @@ impl Gateway {
         }
         log.status = Some(why.status());
         log.reason = Some(why.as_str());
-        let allow = match why {
-            Reject::MethodNotAllowed => self
-                .routes
-                .find(session.req_header().uri.path())
-                .map(|live| allowed_methods(&live.route)),
-            _ => None,
-        };
-        why.respond_with(session, allow.map(|methods| ("allow", methods)))
-            .await;
+        let mut extra = Vec::new();
+        if let Some(wait) = refusal.retry_after {
+            let seconds = wait.as_millis().div_ceil(1000).max(1);
+            extra.push(("retry-after", seconds.to_string()));
+        }
+        if why == Reject::MethodNotAllowed {
+            if let Some(live) = self.routes.find(session.req_header().uri.path()) {
+                extra.push(("allow", allowed_methods(&live.route)));
+            }
+        }
+        why.respond_with(session, &extra).await;
         Ok(())
     }
 
@@ -215,6 +289,26 @@ impl Gateway {
             route.tolerance,
         )
     }
+}
+
+/// Answers a repeat of a delivered webhook with 200 and does not forward it, so that the
+/// sender stops retrying.
+async fn answer_duplicate(
+    session: &mut Session,
+    route: &str,
+    log: &mut RequestLog,
+) -> std::result::Result<(), Box<Error>> {
+    METRICS
+        .requests
+        .with_label_values(&[route, "duplicate"])
+        .inc();
+    tracing::debug!(route, "duplicate delivery answered without forwarding");
+    log.status = Some(200);
+    log.reason = Some("duplicate");
+    let body = "{\"duplicate\":true,\"message\":\"already delivered; not forwarded again\"}\n";
+    let extra = [("x-hookgate-duplicate", "true".to_string())];
+    reject::write_json(session, 200, body.to_string(), &extra).await;
+    Ok(())
 }
 
 /// Value of the `Allow` header for a 405 from `route`.
