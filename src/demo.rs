@@ -71,10 +71,10 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
 
+    let target = format!("{}{}", args.gateway.trim_end_matches('/'), path);
     let mut command = format!(
-        "curl -sS -X POST {}{} -H 'Content-Type: application/json'",
-        args.gateway.trim_end_matches('/'),
-        path
+        "curl -sS -X POST {} -H 'Content-Type: application/json'",
+        shell_quote(&target)
     );
     for (name, value) in headers {
         command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));

@@ -29,11 +29,12 @@ pub enum Reject {
     ReplayInFlight,
     UpstreamBusy,
     StoreUnavailable,
+    Overloaded,
 }
 
 impl Reject {
     /// Every rejection that is not a verification failure.
-    const OTHERS: [Reject; 17] = [
+    const OTHERS: [Reject; 18] = [
         Reject::NoRoute,
         Reject::MethodNotAllowed,
         Reject::PathInvalid,
@@ -51,6 +52,7 @@ impl Reject {
         Reject::ReplayInFlight,
         Reject::UpstreamBusy,
         Reject::StoreUnavailable,
+        Reject::Overloaded,
     ];
 
     /// Lists every rejection, for pre-creating metric series and for the docs.
@@ -79,6 +81,7 @@ impl Reject {
             Reject::ReplayInFlight => "replay_in_flight",
             Reject::UpstreamBusy => "upstream_busy",
             Reject::StoreUnavailable => "store_unavailable",
+            Reject::Overloaded => "gateway_overloaded",
         }
     }
 
@@ -103,7 +106,7 @@ impl Reject {
             Reject::HeadersTooLarge => 431,
             Reject::RateLimited | Reject::VerifyRateLimited => 429,
             Reject::ReplayInFlight => 409,
-            Reject::UpstreamBusy | Reject::StoreUnavailable => 503,
+            Reject::UpstreamBusy | Reject::StoreUnavailable | Reject::Overloaded => 503,
         }
     }
 
@@ -130,6 +133,7 @@ impl Reject {
             Reject::ReplayInFlight => "a request with this delivery id is being delivered now",
             Reject::UpstreamBusy => "the upstream has too many requests in flight",
             Reject::StoreUnavailable => "the shared store is unavailable",
+            Reject::Overloaded => "the gateway is buffering as many bodies as it may; retry later",
             Reject::Verify(failure) => return Cow::Owned(failure.to_string()),
         };
         Cow::Borrowed(text)

@@ -40,19 +40,33 @@ impl<T> RouteTable<T> {
     }
 }
 
-/// Whether `path` could mean a different path to an upstream that normalizes it: a `.` or
-/// `..` segment, or a percent-encoded dot, slash or backslash.
+/// Whether `path` could mean a different path to an upstream that normalizes or decodes
+/// it: a `.` or `..` segment (also with `;parameters`, which Tomcat and Spring strip), a
+/// percent-encoded dot, slash, backslash or percent sign (double encoding), an encoded byte
+/// outside ASCII (overlong UTF-8 dots), or a raw byte outside printable ASCII.
 pub fn is_ambiguous(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || path.contains('\\')
+    if path
+        .bytes()
+        .any(|b| !(0x21..0x7f).contains(&b) || b == b'\\')
     {
         return true;
     }
-    path.split('/')
-        .any(|segment| segment == "." || segment == "..")
+    let lower = path.to_ascii_lowercase();
+    let encoded = ["%2e", "%2f", "%5c", "%25"];
+    if encoded.iter().any(|e| lower.contains(e)) {
+        return true;
+    }
+    let encoded_high_byte = lower
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0] == b'%' && matches!(w[1], b'8'..=b'9' | b'a'..=b'f'));
+    if encoded_high_byte {
+        return true;
+    }
+    path.split('/').any(|segment| {
+        let name = segment.split(';').next().unwrap_or_default();
+        name == "." || name == ".."
+    })
 }
 
 /// Path of the route for display, used in start-up logs.
@@ -98,7 +112,13 @@ mod tests {
         assert!(is_ambiguous("/hooks/./github"));
         assert!(is_ambiguous("/hooks/%2E%2E/admin"));
         assert!(is_ambiguous("/hooks%2fgithub"));
+        assert!(is_ambiguous("/hooks/crm/..;/..;/admin"));
+        assert!(is_ambiguous("/hooks/crm/%252e%252e/admin"));
+        assert!(is_ambiguous("/hooks/crm/%c0%ae%c0%ae/admin"));
+        assert!(is_ambiguous("/hooks/crm/\t/admin"));
+        assert!(is_ambiguous("/hooks/crm/．．/admin"));
         assert!(!is_ambiguous("/hooks/github"));
         assert!(!is_ambiguous("/hooks/v1.2/x..y"));
+        assert!(!is_ambiguous("/hooks/crm/a%20b;v=1"));
     }
 }

@@ -198,3 +198,30 @@ fn explains_secret_written_as_string() {
         "{stderr}"
     );
 }
+
+#[test]
+fn secret_written_inline_is_not_printed() {
+    let yaml = "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: a\n    path: /a\n    provider: github\n    secrets: [ \"TOPSECRET-value-123\" ]\n    upstream: \"http://127.0.0.1:3000\"\n";
+    let (ok, stderr, _dir) = check_text(yaml);
+    assert!(!ok);
+    assert!(stderr.contains("routes[0].secrets[0]"), "{stderr}");
+    assert!(
+        !stderr.contains("TOPSECRET"),
+        "the secret was printed: {stderr}"
+    );
+}
+
+#[test]
+fn rejects_credentials_in_upstream_url() {
+    let yaml = "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: a\n    path: /a\n    provider: github\n    secrets: [ { env: PATH } ]\n    upstream: \"http://admin:TOPSECRET@127.0.0.1:3000\"\n";
+    let (ok, stderr, _dir) = check_text(yaml);
+    assert!(!ok);
+    assert!(
+        stderr.contains("credentials in the upstream URL are not supported"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("TOPSECRET"),
+        "the password was printed: {stderr}"
+    );
+}

@@ -105,7 +105,10 @@ pub fn resolve_store(raw: Option<RawStore>, problems: &mut Problems) -> StoreSet
                 );
             }
             if !url.starts_with("redis://") && !url.starts_with("rediss://") {
-                problems.add("store.redis", "invalid Redis URL; write it as redis://HOST:PORT or rediss://HOST:PORT");
+                problems.add(
+                    "store.redis",
+                    "invalid Redis URL; write it as redis://HOST:PORT or rediss://HOST:PORT",
+                );
             }
             StoreSettings::Redis {
                 url,

@@ -57,6 +57,9 @@ pub struct Server {
     pub reject_warning_threshold: u64,
     /// Proxies whose `X-Forwarded-For` header names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bytes of request bodies held in memory at once; each request reserves its
+    /// `Content-Length`, or its route's `max_body` when the length is not declared.
+    pub max_buffered_bytes: usize,
 }
 
 /// One webhook endpoint: which requests it takes, how they are verified, where they go.

@@ -40,6 +40,9 @@ pub struct RawServer {
     pub reject_warning_threshold: Option<u64>,
     /// CIDR blocks of proxies whose `X-Forwarded-For` names the client. Default: none.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Bytes of request bodies held in memory at once, across all requests. Default: 256MiB.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub max_buffered_bytes: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -30,6 +30,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_THREADS: usize = 2;
+const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 << 20;
 
 pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
@@ -158,7 +159,23 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
             guards::cidr(text, &format!("server.trusted_proxies[{i}]"), problems)
         })
         .collect();
+    let max_buffered_bytes = match raw.max_buffered_bytes.as_deref().map(units::parse_bytes) {
+        None => DEFAULT_MAX_BUFFERED_BYTES,
+        Some(Ok(size)) if size > 0 => size,
+        Some(Ok(_)) => {
+            problems.add(
+                "server.max_buffered_bytes",
+                "max_buffered_bytes must be at least 1 byte",
+            );
+            DEFAULT_MAX_BUFFERED_BYTES
+        }
+        Some(Err(message)) => {
+            problems.add("server.max_buffered_bytes", message);
+            DEFAULT_MAX_BUFFERED_BYTES
+        }
+    };
     Server {
+        max_buffered_bytes,
         trusted_proxies,
         threads,
         grace_period,
@@ -521,10 +538,12 @@ fn upstream(
         );
         return None;
     };
+    // A URL with user:password@ is not echoed, so that credentials stay out of the output.
+    let shown = if url.contains('@') { "" } else { url };
     let fail = |problems: &mut Problems, why: &str| {
         problems.add(
             path.clone(),
-            format!("invalid upstream URL {url:?}: {why}; write it as http://HOST:PORT or https://HOST:PORT"),
+            format!("invalid upstream URL {shown:?}: {why}; write it as http://HOST:PORT or https://HOST:PORT"),
         );
     };
     let Ok(uri) = url.parse::<http::Uri>() else {
@@ -543,6 +562,13 @@ fn upstream(
         fail(problems, "no host");
         return None;
     };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        problems.add(
+            path.clone(),
+            "credentials in the upstream URL are not supported and would be logged; remove the user:password@ part",
+        );
+        return None;
+    }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         fail(
             problems,
@@ -631,6 +657,12 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
             }
         }
         let Some(field) = unknown else {
+            // A secret written inline, in place of `{ env: NAME }`, must not reach the output.
+            let message = if parent.contains("secrets") {
+                redact_quoted(&message)
+            } else {
+                message
+            };
             problems.add(parent, message);
             return None;
         };
@@ -661,6 +693,17 @@ fn remove_key(value: &mut Value, segments: &[&serde_path_to_error::Segment], key
     node.as_mapping_mut()
         .and_then(|map| map.remove(key))
         .is_some()
+}
+
+/// Replaces every double-quoted value in a serde message with `"<redacted>"`.
+fn redact_quoted(message: &str) -> String {
+    let mut parts = message.split('"');
+    let mut redacted = parts.next().unwrap_or_default().to_string();
+    for (i, part) in parts.enumerate() {
+        redacted.push('"');
+        redacted.push_str(if i % 2 == 0 { "<redacted>" } else { part });
+    }
+    redacted
 }
 
 fn unknown_field_name(message: &str) -> Option<&str> {

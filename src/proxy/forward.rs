@@ -30,6 +30,7 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "proxy-authorization",
     "expect",
 ];
 
@@ -51,18 +52,12 @@ pub async fn forward(
     let request = upstream_request(session, body.len());
     let started = Instant::now();
 
-    // The upstream may close a pooled connection while it is idle. Such a failure happens
-    // before the upstream reads the request, so one retry on a new connection is safe.
-    let mut attempts_left = 2;
-    let mut upstream = loop {
-        attempts_left -= 1;
-        match send(connector, peer, response_timeout, &request, &body).await {
-            Ok(upstream) => break upstream,
-            Err((e, reused)) if reused && attempts_left > 0 => {
-                tracing::debug!(error = %e, "pooled upstream connection failed, retrying on a new one");
-            }
-            Err((e, _)) => return Outcome::Failed(classify(&e), e),
-        }
+    // No retry: once the request is written the upstream may have acted on it, and a second
+    // copy would deliver the webhook twice. The sender retries a 502 itself. Pingora's pool
+    // drops connections that the upstream closes while idle, which keeps stale reuse rare.
+    let mut upstream = match send(connector, peer, response_timeout, &request, &body).await {
+        Ok(upstream) => upstream,
+        Err(e) => return Outcome::Failed(classify(&e), e),
     };
     let upstream_duration = started.elapsed();
 
@@ -97,19 +92,19 @@ pub enum Outcome {
     Broken(Forwarded, Box<Error>),
 }
 
-/// Connects (or reuses a connection), sends the request and reads the response header.
-/// On failure also returns whether the connection came from the pool.
+/// Most informational (1xx) responses skipped before the final response.
+const MAX_INFORMATIONAL: usize = 8;
+
+/// Connects (or reuses a connection), sends the request and reads the final response header,
+/// skipping informational responses such as `103 Early Hints`.
 async fn send(
     connector: &Connector,
     peer: &HttpPeer,
     response_timeout: Duration,
     request: &RequestHeader,
     body: &Bytes,
-) -> Result<HttpSession, (Box<Error>, bool)> {
-    let (mut upstream, reused) = connector
-        .get_http_session(peer)
-        .await
-        .map_err(|e| (e, false))?;
+) -> Result<HttpSession, Box<Error>> {
+    let (mut upstream, _reused) = connector.get_http_session(peer).await?;
     upstream.set_read_timeout(Some(response_timeout));
     let exchange = async {
         upstream
@@ -119,12 +114,26 @@ async fn send(
             upstream.write_request_body(body.clone(), true).await?;
         }
         upstream.finish_request_body().await?;
-        upstream.read_response_header().await
+        for _ in 0..MAX_INFORMATIONAL {
+            upstream.read_response_header().await?;
+            let status = upstream.response_header().map(|r| r.status.as_u16());
+            match status {
+                Some(101) => {
+                    return Error::e_explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "the upstream switched protocols, which webhooks do not use",
+                    )
+                }
+                Some(100..=199) => continue,
+                _ => return Ok(()),
+            }
+        }
+        Error::e_explain(
+            ErrorType::InvalidHTTPHeader,
+            "too many informational responses",
+        )
     };
-    match exchange.await {
-        Ok(()) => Ok(upstream),
-        Err(e) => Err((e, reused)),
-    }
+    exchange.await.map(|()| upstream)
 }
 
 /// Builds the upstream request header: the client's header, unchanged except for hop-by-hop
@@ -132,6 +141,19 @@ async fn send(
 /// `Content-Length`.
 fn upstream_request(session: &Session, body_len: usize) -> RequestHeader {
     let mut request = session.req_header().clone();
+    // Headers named in `Connection` are hop-by-hop too (RFC 9110, section 7.6.1).
+    let named: Vec<String> = request
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty() && name != "host")
+        .collect();
+    for name in &named {
+        request.remove_header(name.as_str());
+    }
     let had_length = request.headers.contains_key(http::header::CONTENT_LENGTH)
         && !request
             .headers

@@ -31,20 +31,38 @@ impl RequestLog {
         let duration_ms = self
             .started
             .map(|started| started.elapsed().as_secs_f64() * 1000.0);
+        // The path and the delivery id come from requests that may be unverified, so they are
+        // cut to a bounded length.
+        let path = truncate(header.uri.path(), MAX_LOGGED_LENGTH);
+        let delivery_id = self
+            .delivery_id
+            .as_deref()
+            .map(|id| truncate(id, MAX_LOGGED_LENGTH));
         tracing::info!(
             target: "hookgate::access",
             client = %client,
             method = %header.method,
-            path = header.uri.path(),
+            path,
             route = self.route.as_deref().unwrap_or(""),
             status = self.status,
             reason = self.reason,
             duration_ms,
             body_bytes = self.body_bytes,
-            delivery_id = self.delivery_id.as_deref(),
+            delivery_id,
             "request"
         );
     }
+}
+
+/// Longest path or delivery id written to the access log, in bytes.
+const MAX_LOGGED_LENGTH: usize = 256;
+
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Length of the window in which rejections are counted.

@@ -30,7 +30,10 @@ use bytes::Bytes;
 use forward::Outcome;
 use guards::{Delivery, Guards, Refusal};
 use log::{RejectAlarm, RequestLog};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Seconds an idle client connection stays open between requests.
+const KEEPALIVE_IDLE_SECONDS: u64 = 60;
 
 /// A route with what the proxy precomputes for it.
 pub struct LiveRoute {
@@ -67,11 +70,17 @@ pub struct Gateway {
     access_log: bool,
     alarm: RejectAlarm,
     guards: Guards,
+    /// KiB of request bodies that may be held in memory at once.
+    buffer_budget: Arc<Semaphore>,
+    buffer_budget_kib: u32,
 }
 
 impl Gateway {
     pub fn new(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> Self {
         let server = config.server;
+        let budget_kib = u32::try_from(server.max_buffered_bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .min(Semaphore::MAX_PERMITS as u32);
         // Routes that share an upstream share its cap, the smallest any of them sets.
         let mut caps: HashMap<String, usize> = HashMap::new();
         for route in &config.routes {
@@ -97,6 +106,8 @@ impl Gateway {
             access_log: server.access_log,
             alarm: RejectAlarm::new(server.reject_warning_threshold),
             guards: Guards::new(store, server.trusted_proxies),
+            buffer_budget: Arc::new(Semaphore::new(budget_kib as usize)),
+            buffer_budget_kib: budget_kib,
         }
     }
 
@@ -117,8 +128,8 @@ impl Gateway {
             .map(str::to_string);
 
         let client = self.guards.client_ip(session);
-        let body = match self.receive(session, live, client).await {
-            Ok(body) => body,
+        let (body, _reserved) = match self.receive(session, live, client).await {
+            Ok(received) => received,
             Err(refusal) => return self.refuse(session, name, refusal, log).await,
         };
         live.body_size.observe(body.len() as f64);
@@ -190,19 +201,33 @@ impl Gateway {
         session: &mut Session,
         live: &LiveRoute,
         client: Option<IpAddr>,
-    ) -> std::result::Result<Bytes, Refusal> {
+    ) -> std::result::Result<(Bytes, OwnedSemaphorePermit), Refusal> {
         let route = &live.route;
         if !route.methods.contains(&session.req_header().method) {
             return Err(Reject::MethodNotAllowed.into());
         }
         self.guards.admit(route, session, client).await?;
         let declared = body::declared(session, route.max_body)?;
+        let reserve = declared
+            .content_length
+            .unwrap_or(route.max_body)
+            .div_ceil(1024);
+        let kib = u32::try_from(reserve)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.buffer_budget_kib);
+        let Ok(reserved) = self.buffer_budget.clone().try_acquire_many_owned(kib) else {
+            return Err(Refusal {
+                reject: Reject::Overloaded,
+                retry_after: Some(Duration::from_secs(1)),
+            });
+        };
         if declared.expect_continue {
             body::send_continue(session).await?;
         }
         let deadline = tokio::time::Instant::now() + route.body_timeout;
         session.set_read_timeout(Some(route.body_timeout));
-        Ok(body::read(session, &declared, route.max_body, deadline).await?)
+        let body = body::read(session, &declared, route.max_body, deadline).await?;
+        Ok((body, reserved))
     }
 
     fn record_verified(&self, route: &Route, verified: &Verified) {
@@ -311,6 +336,23 @@ async fn answer_duplicate(
     Ok(())
 }
 
+/// One request counted in `hookgate_requests_in_flight`, released when dropped, so that a
+/// request that ends in a panic is not counted forever.
+struct InFlight<'a>(&'a IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Value of the `Allow` header for a 405 from `route`.
 fn allowed_methods(route: &Route) -> String {
     let names: Vec<&str> = route.methods.iter().map(|m| m.as_str()).collect();
@@ -342,6 +384,7 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, log: &mut RequestLog) -> Result<bool> {
         log.started = Some(Instant::now());
+        session.set_keepalive(Some(KEEPALIVE_IDLE_SECONDS));
         let path = session.req_header().uri.path();
         if route::is_ambiguous(path) {
             self.reject(session, metrics::NO_ROUTE, Reject::PathInvalid, log)
@@ -356,9 +399,9 @@ impl ProxyHttp for Gateway {
 
         log.route = Some(live.route.name.clone());
         let started = Instant::now();
-        live.in_flight.inc();
+        let in_flight = InFlight::enter(&live.in_flight);
         let result = self.handle(session, &live, log).await;
-        live.in_flight.dec();
+        drop(in_flight);
         live.request_duration
             .observe(started.elapsed().as_secs_f64());
         result.map(|()| true)

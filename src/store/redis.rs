@@ -44,7 +44,8 @@ pub struct RedisStore {
 impl RedisStore {
     /// Prepares a store for `url`; nothing connects until the first command.
     pub fn new(url: &str, prefix: &str) -> Result<Self, String> {
-        let client = Client::open(url).map_err(|e| format!("invalid Redis URL in store.redis: {e}"))?;
+        let client =
+            Client::open(url).map_err(|e| format!("invalid Redis URL in store.redis: {e}"))?;
         Ok(RedisStore {
             client,
             prefix: prefix.to_string(),
