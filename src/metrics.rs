@@ -42,6 +42,8 @@ pub struct Metrics {
     pub upstream_responses: IntCounterVec,
     pub upstream_errors: IntCounterVec,
     pub store_errors: IntCounterVec,
+    pub tls_expiry: prometheus::GaugeVec,
+    pub tls_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
@@ -128,6 +130,18 @@ impl Metrics {
                 &["route"]
             )
             .expect("register hookgate_store_errors_total"),
+            tls_expiry: prometheus::register_gauge_vec!(
+                "hookgate_tls_certificate_expiry_timestamp_seconds",
+                "Expiry of each loaded listener certificate, in Unix seconds.",
+                &["listener", "certificate"]
+            )
+            .expect("register hookgate_tls_certificate_expiry_timestamp_seconds"),
+            tls_reloads: register_int_counter_vec!(
+                "hookgate_tls_reloads_total",
+                "Certificate reloads by result (success or failure).",
+                &["result"]
+            )
+            .expect("register hookgate_tls_reloads_total"),
             in_flight: register_int_gauge_vec!(
                 "hookgate_requests_in_flight",
                 "Requests being read, verified or forwarded.",

@@ -7,30 +7,40 @@ use std::sync::Arc;
 use crate::config::{PathMatch, Route};
 
 pub struct RouteTable<T> {
+    /// Routes without `host:`.
+    any_host: PathTable<T>,
+    /// Routes with `host:`, by lower-case host name.
+    by_host: HashMap<String, PathTable<T>>,
+}
+
+struct PathTable<T> {
     exact: HashMap<String, Arc<T>>,
     /// Sorted by prefix length, longest first.
     prefixes: Vec<(String, Arc<T>)>,
 }
 
-impl<T> RouteTable<T> {
-    /// Builds the table from routes paired with their per-route state.
-    pub fn new(routes: impl IntoIterator<Item = (PathMatch, Arc<T>)>) -> Self {
-        let mut exact = HashMap::new();
-        let mut prefixes = Vec::new();
-        for (matcher, value) in routes {
-            match matcher {
-                PathMatch::Exact(path) => {
-                    exact.insert(path, value);
-                }
-                PathMatch::Prefix(prefix) => prefixes.push((prefix, value)),
-            }
+impl<T> PathTable<T> {
+    fn new() -> Self {
+        PathTable {
+            exact: HashMap::new(),
+            prefixes: Vec::new(),
         }
-        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        RouteTable { exact, prefixes }
     }
 
-    /// Finds the route for `path` (without the query string).
-    pub fn find(&self, path: &str) -> Option<&Arc<T>> {
+    fn insert(&mut self, matcher: PathMatch, value: Arc<T>) {
+        match matcher {
+            PathMatch::Exact(path) => {
+                self.exact.insert(path, value);
+            }
+            PathMatch::Prefix(prefix) => {
+                self.prefixes.push((prefix, value));
+                self.prefixes
+                    .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+            }
+        }
+    }
+
+    fn find(&self, path: &str) -> Option<&Arc<T>> {
         self.exact.get(path).or_else(|| {
             self.prefixes
                 .iter()
@@ -38,6 +48,49 @@ impl<T> RouteTable<T> {
                 .map(|(_, value)| value)
         })
     }
+}
+
+impl<T> RouteTable<T> {
+    /// Builds the table from routes, each with its optional host and its per-route state.
+    pub fn new(routes: impl IntoIterator<Item = (Option<String>, PathMatch, Arc<T>)>) -> Self {
+        let mut table = RouteTable {
+            any_host: PathTable::new(),
+            by_host: HashMap::new(),
+        };
+        for (host, matcher, value) in routes {
+            match host {
+                Some(host) => table
+                    .by_host
+                    .entry(host)
+                    .or_insert_with(PathTable::new)
+                    .insert(matcher, value),
+                None => table.any_host.insert(matcher, value),
+            }
+        }
+        table
+    }
+
+    /// Finds the route for `path` (without the query string) on `host` (lower case, no port):
+    /// routes declared for that host first, then routes for any host.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<T>> {
+        host.and_then(|host| self.by_host.get(host))
+            .and_then(|table| table.find(path))
+            .or_else(|| self.any_host.find(path))
+    }
+}
+
+/// The request's host, lower case and without port: the URI's authority (HTTP/2 and
+/// absolute-form requests), else the `Host` header.
+pub fn request_host(header: &pingora::http::RequestHeader) -> Option<String> {
+    let from_uri = header.uri.host().map(str::to_string);
+    let from_header = || {
+        let value = header.headers.get(http::header::HOST)?.to_str().ok()?;
+        let authority = value.parse::<http::uri::Authority>().ok()?;
+        Some(authority.host().to_string())
+    };
+    from_uri
+        .or_else(from_header)
+        .map(|h| h.to_ascii_lowercase())
 }
 
 /// Whether `path` could mean a different path to an upstream that normalizes or decodes
@@ -83,27 +136,63 @@ mod tests {
 
     fn table() -> RouteTable<&'static str> {
         RouteTable::new([
-            (PathMatch::Exact("/hooks/github".into()), Arc::new("github")),
-            (PathMatch::Prefix("/hooks/".into()), Arc::new("any")),
-            (PathMatch::Prefix("/hooks/crm/".into()), Arc::new("crm")),
+            (
+                None,
+                PathMatch::Exact("/hooks/github".into()),
+                Arc::new("github"),
+            ),
+            (None, PathMatch::Prefix("/hooks/".into()), Arc::new("any")),
+            (
+                None,
+                PathMatch::Prefix("/hooks/crm/".into()),
+                Arc::new("crm"),
+            ),
+            (
+                Some("a.test".into()),
+                PathMatch::Exact("/hooks/github".into()),
+                Arc::new("a-github"),
+            ),
         ])
     }
 
     #[test]
+    fn host_routes_win_for_their_host() {
+        let table = table();
+        assert_eq!(
+            table.find(Some("a.test"), "/hooks/github").map(|r| **r),
+            Some("a-github")
+        );
+        assert_eq!(
+            table.find(Some("b.test"), "/hooks/github").map(|r| **r),
+            Some("github")
+        );
+        assert_eq!(
+            table.find(Some("a.test"), "/hooks/crm/x").map(|r| **r),
+            Some("crm")
+        );
+    }
+
+    #[test]
     fn exact_path_wins_over_prefix() {
-        assert_eq!(table().find("/hooks/github").map(|r| **r), Some("github"));
+        assert_eq!(
+            table().find(None, "/hooks/github").map(|r| **r),
+            Some("github")
+        );
     }
 
     #[test]
     fn longest_prefix_wins() {
-        assert_eq!(table().find("/hooks/crm/a").map(|r| **r), Some("crm"));
-        assert_eq!(table().find("/hooks/other").map(|r| **r), Some("any"));
-        assert_eq!(table().find("/other").map(|r| **r), None);
+        assert_eq!(table().find(None, "/hooks/crm/a").map(|r| **r), Some("crm"));
+        assert_eq!(table().find(None, "/hooks/other").map(|r| **r), Some("any"));
+        assert_eq!(table().find(None, "/other").map(|r| **r), None);
     }
 
     #[test]
     fn exact_match_ignores_trailing_slash_variants() {
-        assert_eq!(table().find("/hooks/github/").map(|r| **r), Some("any"));
+        assert_eq!(
+            table().find(None, "/hooks/github/").map(|r| **r),
+            Some("any")
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
 use crate::route;
 use crate::store::Store;
+use crate::tls::CertStore;
+use pingora::listeners::tls::TlsSettings;
 
 /// Binds the listeners and serves until the process is stopped. Never returns on success.
 pub fn run(
@@ -54,7 +56,7 @@ pub fn run(
         );
     }
 
-    let listeners: Vec<SocketAddr> = config.listeners.iter().map(|l| l.address).collect();
+    let listeners = config.listeners.clone();
     let admin = config.admin;
     let store = Arc::new(Store::from_settings(&config.store).map_err(anyhow::Error::msg)?);
     tracing::info!(store = store.kind(), "guard state store");
@@ -63,12 +65,32 @@ pub fn run(
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
     let mut bound = Vec::new();
-    for address in listeners {
-        let (actual, fd) = bind(address)?;
-        proxy.add_tcp(&actual.to_string());
-        bound.push((actual.to_string(), fd));
-        tracing::info!(address = %actual, "listening for webhooks");
+    let mut cert_stores = Vec::new();
+    for listener in listeners {
+        let (actual, fd) = bind(listener.address)?;
+        let address = actual.to_string();
+        match listener.tls {
+            None => {
+                proxy.add_tcp(&address);
+                tracing::info!(address = %actual, "listening for webhooks");
+            }
+            Some(tls) => {
+                let (store, loaded) = CertStore::load(tls.certs).map_err(anyhow::Error::msg)?;
+                crate::tls::report_loaded(&address, &loaded);
+                let store = Arc::new(store);
+                let mut settings = TlsSettings::intermediate("", "")?;
+                settings.set_cert_resolver(store.clone());
+                if tls.http2 {
+                    settings.enable_h2();
+                }
+                proxy.add_tls_with_settings(&address, None, settings);
+                cert_stores.push((address.clone(), store));
+                tracing::info!(address = %actual, http2 = tls.http2, "listening for webhooks over TLS");
+            }
+        }
+        bound.push((address, fd));
     }
+    crate::tls::spawn_reloader(cert_stores)?;
     let mut proxy = PreBound::new(proxy, bound);
     proxy.marks_ready = true;
     server.add_service(proxy);

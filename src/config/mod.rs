@@ -8,6 +8,7 @@ mod locate;
 mod raw;
 mod resolve;
 mod secret;
+mod tls;
 mod units;
 
 use std::net::SocketAddr;
@@ -42,6 +43,24 @@ pub enum StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub address: SocketAddr,
+    pub tls: Option<ListenerTls>,
+}
+
+/// HTTPS settings of a listener.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub certs: Vec<TlsCert>,
+    /// Whether HTTP/2 is offered through ALPN beside HTTP/1.1.
+    pub http2: bool,
+}
+
+/// One certificate chain and key, as paths resolved against the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCert {
+    pub cert: String,
+    pub key: String,
+    /// Served when the client's SNI matches no certificate; the first one otherwise.
+    pub default: bool,
 }
 
 /// Process-wide settings.
@@ -85,6 +104,8 @@ pub struct Route {
     pub public_url: Option<String>,
     pub upstream: Upstream,
     pub guards: Guards,
+    /// Host the route answers for (lower case, without port); any host when absent.
+    pub host: Option<String>,
 }
 
 /// The checks that sit beside verification on one route.
@@ -164,6 +185,11 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Time allowed for the upstream to start its response once the request is sent.
     pub response_timeout: Duration,
+    /// DER certificates of the CAs trusted for an `https://` upstream; the system's roots
+    /// when empty.
+    pub ca: Vec<Vec<u8>>,
+    /// Whether the upstream's certificate is verified.
+    pub verify: bool,
 }
 
 /// Reads and validates the config at `path`.

@@ -11,6 +11,42 @@ use serde::{Deserialize, Deserializer};
 pub struct RawListener {
     /// `host:port` to accept webhooks on; port 0 picks a free port.
     pub address: String,
+    /// Serve HTTPS with these certificates.
+    pub tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { cert: PATH, key: PATH } or { certs: [ { cert: PATH, key: PATH } ] }"
+)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub certs: Option<Vec<RawCert>>,
+    /// Offer HTTP/2 through ALPN. Default: true.
+    pub http2: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping such as { cert: PATH, key: PATH, default: true }"
+)]
+pub struct RawCert {
+    pub cert: String,
+    pub key: String,
+    /// Serve this certificate when the client's SNI matches no certificate.
+    pub default: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping such as { ca_file: PATH }")]
+pub struct RawUpstreamTls {
+    /// PEM file of the CA certificates that may sign the upstream's certificate.
+    pub ca_file: Option<String>,
+    /// Skip certificate verification. Default: false.
+    pub insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +107,8 @@ pub struct RawRoute {
     pub upstream_timeout: Option<String>,
     pub public_url: Option<String>,
     pub upstream: Option<String>,
+    pub upstream_tls: Option<RawUpstreamTls>,
+    pub host: Option<String>,
     pub allow_ips: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,
     pub failed_verify_limit: Option<RawRateLimit>,

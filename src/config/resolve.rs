@@ -12,6 +12,7 @@ use super::error::{ConfigErrors, Problems};
 use super::guards;
 use super::locate::{Location, Locator};
 use super::raw::{RawAdmin, RawGuards, RawHmac, RawListener, RawRoute, RawServer, RawStore};
+use super::tls;
 use super::{secret, units, Config, Listener, PathMatch, Route, Server, Upstream};
 use crate::provider::{Algorithm, Encoding, HmacRule, Scheme};
 
@@ -68,7 +69,8 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
-    let listeners = resolve_listeners(top.get("listeners"), &mut problems);
+    let base = file.parent().unwrap_or(Path::new("."));
+    let listeners = resolve_listeners(top.get("listeners"), base, &mut problems);
     let admin = top
         .get("admin")
         .and_then(|v| deserialize::<RawAdmin>(v, "admin", &mut problems))
@@ -92,7 +94,6 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .get("defaults")
         .and_then(|v| deserialize::<RawGuards>(v, "defaults", &mut problems))
         .unwrap_or_default();
-    let base = file.parent().unwrap_or(Path::new("."));
     let routes = resolve_routes(top.get("routes"), base, &defaults, &mut problems);
 
     if !problems.is_empty() {
@@ -108,7 +109,7 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
     })
 }
 
-fn resolve_listeners(value: Option<&Value>, problems: &mut Problems) -> Vec<Listener> {
+fn resolve_listeners(value: Option<&Value>, base: &Path, problems: &mut Problems) -> Vec<Listener> {
     let no_listeners = "no listeners; add `listeners: [{ address: \"127.0.0.1:8080\" }]`";
     let Some(value) = value else {
         problems.add("listeners", no_listeners);
@@ -124,7 +125,11 @@ fn resolve_listeners(value: Option<&Value>, problems: &mut Problems) -> Vec<List
         .enumerate()
         .filter_map(|(i, l)| {
             let path = format!("listeners[{i}].address");
-            socket_address(&l.address, &path, problems).map(|address| Listener { address })
+            let tls = l.tls.as_ref().and_then(|tls| {
+                tls::listener_tls(tls, base, &format!("listeners[{i}].tls"), problems)
+            });
+            let address = socket_address(&l.address, &path, problems)?;
+            Some(Listener { address, tls })
         })
         .collect()
 }
@@ -226,8 +231,9 @@ fn resolve_routes(
             (None, Some(prefix)) => ("path_prefix", Some(PathMatch::Prefix(prefix.clone()))),
             _ => ("path", None),
         };
+        let host = raw.host.as_ref().map(|h| h.to_ascii_lowercase());
         if let Some(path) = path {
-            if !paths.insert(path) {
+            if !paths.insert((host, path)) {
                 problems.add(
                     format!("{at}.{key}"),
                     format!(
@@ -330,15 +336,27 @@ fn resolve_route(
             }
         }
     });
-    let upstream =
-        upstream(raw.upstream.as_deref(), at, problems).map(|(url, address, tls, host)| Upstream {
+    let upstream = upstream(raw.upstream.as_deref(), at, problems).map(|(url, address, https, host)| {
+        let (ca, verify) =
+            tls::upstream_tls(raw.upstream_tls.as_ref(), https, base, at, problems);
+        if !verify {
+            tracing::warn!(route = %at, upstream = %url, "insecure_skip_verify is set: the upstream's certificate is not checked");
+        }
+        Upstream {
             url,
             address,
-            tls,
+            tls: https,
             host,
             connect_timeout,
             response_timeout,
-        });
+            ca,
+            verify,
+        }
+    });
+    let host = raw
+        .host
+        .as_deref()
+        .and_then(|host| route_host(host, &format!("{at}.host"), problems));
 
     let guards = guards::resolve_guards(guards, tolerance, at, problems);
 
@@ -358,7 +376,25 @@ fn resolve_route(
         public_url,
         upstream: upstream?,
         guards,
+        host,
     })
+}
+
+/// Normalizes a `host:` value: lower case, without a port.
+fn route_host(host: &str, path: &str, problems: &mut Problems) -> Option<String> {
+    let authority = host.trim().parse::<http::uri::Authority>();
+    match authority {
+        Ok(authority) if !authority.as_str().contains('@') => {
+            Some(authority.host().to_ascii_lowercase())
+        }
+        _ => {
+            problems.add(
+                path,
+                format!("invalid host {host:?}; write a host name such as hooks.example.com"),
+            );
+            None
+        }
+    }
 }
 
 fn route_name(name: Option<&str>, at: &str, problems: &mut Problems) -> Option<String> {

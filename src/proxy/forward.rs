@@ -13,7 +13,9 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::{parse_x509, WrappedX509};
 use pingora::{Error, ErrorType};
+use std::sync::Arc;
 
 use crate::reject::Reject;
 
@@ -41,55 +43,69 @@ pub struct Forwarded {
     pub upstream_duration: Duration,
 }
 
-/// Forwards the request and relays the response. [`Outcome`] describes how it ended.
-pub async fn forward(
+/// A request the upstream has answered with a final response header.
+pub struct Exchange {
+    upstream: HttpSession,
+    pub forwarded: Forwarded,
+}
+
+/// Sends the request and reads the upstream's final response header. On failure nothing has
+/// been written to the client yet, and the rejection says what to answer.
+pub async fn send_request(
     connector: &Connector,
     peer: &HttpPeer,
     response_timeout: Duration,
-    session: &mut Session,
+    session: &Session,
     body: Bytes,
-) -> Outcome {
+) -> Result<Exchange, (Reject, Box<Error>)> {
     let request = upstream_request(session, body.len());
     let started = Instant::now();
 
     // No retry: once the request is written the upstream may have acted on it, and a second
     // copy would deliver the webhook twice. The sender retries a 502 itself. Pingora's pool
     // drops connections that the upstream closes while idle, which keeps stale reuse rare.
-    let mut upstream = match send(connector, peer, response_timeout, &request, &body).await {
-        Ok(upstream) => upstream,
-        Err(e) => return Outcome::Failed(classify(&e), e),
+    let upstream = send(connector, peer, response_timeout, &request, &body)
+        .await
+        .map_err(|e| (classify(&e), e))?;
+    let Some(status) = upstream.response_header().map(|r| r.status.as_u16()) else {
+        let cause = Error::explain(ErrorType::InvalidHTTPHeader, "no response header");
+        return Err((Reject::UpstreamError, cause));
     };
-    let upstream_duration = started.elapsed();
+    Ok(Exchange {
+        upstream,
+        forwarded: Forwarded {
+            status,
+            upstream_duration: started.elapsed(),
+        },
+    })
+}
 
+/// Streams the upstream's response to the client and returns the connection to the pool.
+/// On failure the response is cut short, since its header has already been sent.
+pub async fn relay(
+    connector: &Connector,
+    peer: &HttpPeer,
+    session: &mut Session,
+    exchange: Exchange,
+) -> Result<Forwarded, (Forwarded, Box<Error>)> {
+    let Exchange {
+        mut upstream,
+        forwarded,
+    } = exchange;
     let Some(response) = upstream.response_header() else {
         let cause = Error::explain(ErrorType::InvalidHTTPHeader, "no response header");
-        return Outcome::Failed(Reject::UpstreamError, cause);
+        return Err((forwarded, cause));
     };
-    let status = response.status.as_u16();
     let response = downstream_response(response, session.is_http2());
-    let forwarded = Forwarded {
-        status,
-        upstream_duration,
-    };
     if let Err(e) = relay_response(session, &mut upstream, response).await {
-        return Outcome::Broken(forwarded, e);
+        return Err((forwarded, e));
     }
     if upstream.response_done() {
         connector
             .release_http_session(upstream, peer, Some(POOL_IDLE_TIMEOUT))
             .await;
     }
-    Outcome::Done(forwarded)
-}
-
-/// End state of a forward.
-pub enum Outcome {
-    /// The whole upstream response reached the client.
-    Done(Forwarded),
-    /// The upstream could not be used; nothing has been written to the client yet.
-    Failed(Reject, Box<Error>),
-    /// The response started but the upstream or the client failed during the body.
-    Broken(Forwarded, Box<Error>),
+    Ok(forwarded)
 }
 
 /// Most informational (1xx) responses skipped before the final response.
@@ -238,5 +254,15 @@ pub fn peer(upstream: &crate::config::Upstream) -> HttpPeer {
     peer.options.connection_timeout = Some(upstream.connect_timeout);
     peer.options.total_connection_timeout = Some(upstream.connect_timeout);
     peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
+    peer.options.verify_cert = upstream.verify;
+    peer.options.verify_hostname = upstream.verify;
+    if !upstream.ca.is_empty() {
+        let certs: Vec<WrappedX509> = upstream
+            .ca
+            .iter()
+            .map(|der| WrappedX509::new(der.clone(), parse_x509))
+            .collect();
+        peer.options.ca = Some(Arc::from(certs.into_boxed_slice()));
+    }
     peer
 }

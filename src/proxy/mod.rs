@@ -27,7 +27,6 @@ use crate::reject::{self, Reject};
 use crate::route::{self, RouteTable};
 use crate::store::Store;
 use bytes::Bytes;
-use forward::Outcome;
 use guards::{Delivery, Guards, Refusal};
 use log::{RejectAlarm, RequestLog};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -93,11 +92,12 @@ impl Gateway {
             .collect();
         let routes = config.routes.into_iter().map(|route| {
             let matcher = route.path.clone();
+            let host = route.host.clone();
             let route_slots = slots
                 .get(&route.upstream.url)
                 .cloned()
                 .unwrap_or_else(|| Arc::new(Semaphore::new(route.guards.max_in_flight)));
-            (matcher, Arc::new(LiveRoute::new(route, route_slots)))
+            (host, matcher, Arc::new(LiveRoute::new(route, route_slots)))
         });
         Gateway {
             routes: RouteTable::new(routes),
@@ -164,29 +164,31 @@ impl Gateway {
         };
 
         let timeout = route.upstream.response_timeout;
-        let outcome = forward::forward(&self.connector, &live.peer, timeout, session, body).await;
-        let delivered = match &outcome {
-            Outcome::Done(done) | Outcome::Broken(done, _) => (200..300).contains(&done.status),
-            Outcome::Failed(..) => false,
-        };
+        let sent = forward::send_request(&self.connector, &live.peer, timeout, session, body).await;
+        // The claim ends before the response reaches the client, so that a sender who
+        // retries as soon as it reads the answer finds the delivery settled.
+        let delivered =
+            matches!(&sent, Ok(exchange) if (200..300).contains(&exchange.forwarded.status));
         self.guards.finish(route, key, delivered).await;
-        match outcome {
-            Outcome::Done(done) => {
-                log.status = Some(done.status);
-                record_forward(name, &done);
-                tracing::debug!(route = name, status = done.status, "forwarded");
-                Ok(())
-            }
-            Outcome::Failed(why, cause) => {
+        let exchange = match sent {
+            Ok(exchange) => exchange,
+            Err((why, cause)) => {
                 tracing::warn!(route = name, upstream = %route.upstream.url, error = %cause, reason = why.as_str(), "upstream request failed");
                 METRICS
                     .upstream_errors
                     .with_label_values(&[name, why.as_str()])
                     .inc();
-                self.refuse(session, name, why.into(), log).await
+                return self.refuse(session, name, why.into(), log).await;
             }
-            Outcome::Broken(done, cause) => {
-                log.status = Some(done.status);
+        };
+        log.status = Some(exchange.forwarded.status);
+        match forward::relay(&self.connector, &live.peer, session, exchange).await {
+            Ok(done) => {
+                record_forward(name, &done);
+                tracing::debug!(route = name, status = done.status, "forwarded");
+                Ok(())
+            }
+            Err((done, cause)) => {
                 record_forward(name, &done);
                 Err(cause
                     .into_up()
@@ -283,7 +285,9 @@ impl Gateway {
             extra.push(("retry-after", seconds.to_string()));
         }
         if why == Reject::MethodNotAllowed {
-            if let Some(live) = self.routes.find(session.req_header().uri.path()) {
+            let host = route::request_host(session.req_header());
+            let path = session.req_header().uri.path();
+            if let Some(live) = self.routes.find(host.as_deref(), path) {
                 extra.push(("allow", allowed_methods(&live.route)));
             }
         }
@@ -391,7 +395,8 @@ impl ProxyHttp for Gateway {
                 .await?;
             return Ok(true);
         }
-        let Some(live) = self.routes.find(path).cloned() else {
+        let host = route::request_host(session.req_header());
+        let Some(live) = self.routes.find(host.as_deref(), path).cloned() else {
             self.reject(session, metrics::NO_ROUTE, Reject::NoRoute, log)
                 .await?;
             return Ok(true);
