@@ -72,7 +72,7 @@ pub fn run(
         match listener.tls {
             None => {
                 proxy.add_tcp(&address);
-                tracing::info!(address = %actual, "listening for webhooks");
+                tracing::info!(address = %actual, tls = false, "listening for webhooks");
             }
             Some(tls) => {
                 let (store, loaded) = CertStore::load(tls.certs).map_err(anyhow::Error::msg)?;
@@ -85,7 +85,7 @@ pub fn run(
                 }
                 proxy.add_tls_with_settings(&address, None, settings);
                 cert_stores.push((address.clone(), store));
-                tracing::info!(address = %actual, http2 = tls.http2, "listening for webhooks over TLS");
+                tracing::info!(address = %actual, tls = true, http2 = tls.http2, "listening for webhooks");
             }
         }
         bound.push((address, fd));
