@@ -22,7 +22,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// A running gateway process, killed on drop.
 pub struct Gateway {
     child: Child,
+    /// The last webhook listener in the config, the only one unless a test configures more.
     pub addr: SocketAddr,
+    /// Every webhook listener, in config order.
+    pub listeners: Vec<SocketAddr>,
     pub admin: SocketAddr,
     logs: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
@@ -47,9 +50,33 @@ impl Gateway {
         Gateway::start_configured(routes, &[], env)
     }
 
+    /// Starts the gateway with a complete config text and extra environment variables.
+    pub fn start_config_env(config: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Gateway::spawn(dir, config_path, &[], env)
+    }
+
     /// Like [`Gateway::start_env`], with a `server:` block (its keys indented by two spaces).
     pub fn start_server_env(server: &str, routes: &str, env: &[(&str, &str)]) -> Gateway {
         Gateway::start_configured(&format!("{routes}server:\n{server}"), &[], env)
+    }
+
+    /// Starts the gateway with a webhook listener on each of `listeners` (such as
+    /// `"[::1]:0"`), an admin listener on 127.0.0.1 port 0, and `rest`: the `routes:` block
+    /// and any other top-level blocks (`server:`, `store:`, `defaults:`) as YAML.
+    pub fn start_listening(listeners: &[&str], rest: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let config_path = dir.path().join("gateway.yaml");
+        let mut config = String::from("listeners:\n");
+        for address in listeners {
+            config.push_str(&format!("  - address: \"{address}\"\n"));
+        }
+        config.push_str("admin:\n  address: \"127.0.0.1:0\"\n");
+        config.push_str(rest);
+        std::fs::write(&config_path, config).expect("write config");
+        Gateway::spawn(dir, config_path, &[], env)
     }
 
     fn start_configured(routes: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
@@ -103,6 +130,7 @@ impl Gateway {
 
         let deadline = Instant::now() + START_TIMEOUT;
         let (mut addr, mut admin, mut started) = (None, None, false);
+        let mut listeners = Vec::new();
         while !(started && addr.is_some() && admin.is_some()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
@@ -117,7 +145,10 @@ impl Gateway {
             };
             let address = event["address"].as_str().and_then(|a| a.parse().ok());
             match event["message"].as_str() {
-                Some("listening for webhooks") => addr = address,
+                Some("listening for webhooks") => {
+                    listeners.extend(address);
+                    addr = address;
+                }
                 Some(m) if m.starts_with("admin listener") => admin = address,
                 Some("Starting service: hookgate") => started = true,
                 _ => {}
@@ -126,6 +157,7 @@ impl Gateway {
         let gateway = Gateway {
             child,
             addr: addr.expect("webhook address"),
+            listeners,
             admin: admin.expect("admin address"),
             logs,
             _dir: dir,
@@ -137,7 +169,17 @@ impl Gateway {
 
     fn wait_until_accepting(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(self.admin).is_err() || TcpStream::connect(self.addr).is_err() {
+        // Listeners beside `addr` exist only for gateways started by `start_listening`.
+        let others_refused = || {
+            self.listeners
+                .iter()
+                .filter(|addr| **addr != self.addr)
+                .any(|addr| TcpStream::connect(addr).is_err())
+        };
+        while TcpStream::connect(self.admin).is_err()
+            || TcpStream::connect(self.addr).is_err()
+            || others_refused()
+        {
             assert!(
                 Instant::now() < deadline,
                 "gateway never accepted connections"
@@ -148,6 +190,11 @@ impl Gateway {
 
     pub fn logs(&self) -> String {
         self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Process id of the gateway, for reading its `/proc/<pid>` entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Fetches `/metrics` from the admin listener.
@@ -211,6 +258,12 @@ impl Gateway {
             })
             .map(str::to_string)
             .collect()
+    }
+
+    /// Sends `GET path` to the admin listener, such as `/readyz`.
+    pub fn admin_get(&self, path: &str) -> client::Response {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        client::send(self.admin, request.as_bytes())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -306,4 +359,58 @@ pub fn assert_same_bytes(actual: &[u8], expected: &[u8]) {
         expected.len()
     );
     assert_eq!(actual.len(), expected.len(), "body lengths differ");
+}
+
+/// Runs `send` and checks the rejection it provokes: `status`, the JSON `error` field, the
+/// JSON content type and `hookgate_rejections_total` for `route` and `reason` moving by
+/// exactly one. Returns the response for further checks.
+pub fn assert_rejects(
+    gateway: &Gateway,
+    route: &str,
+    status: u16,
+    reason: &str,
+    send: impl FnOnce() -> client::Response,
+) -> client::Response {
+    let before = gateway.rejections(route, reason);
+
+    let response = send();
+
+    assert_eq!(
+        response.status,
+        status,
+        "status for {reason}; body: {}",
+        response.body_text()
+    );
+    assert_eq!(response.reason(), reason, "JSON error field");
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        gateway.rejections(route, reason) - before,
+        1.0,
+        "hookgate_rejections_total{{reason=\"{reason}\",route=\"{route}\"}} did not move by 1"
+    );
+    response
+}
+
+/// Returns the request up to and including the blank line after the headers.
+pub fn head_of(request: &[u8]) -> &[u8] {
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("request has a header block");
+    &request[..end + 4]
+}
+
+/// Sends only the header block of `request`, whose `Content-Length` promises a body, and
+/// reads the response. Fails when none arrives within 5 s, which means the gateway waited
+/// for the body instead of answering from the headers.
+pub fn send_head_only(addr: SocketAddr, request: &[u8]) -> client::Response {
+    let mut connection = client::Connection::open(addr);
+    connection.set_read_timeout(Duration::from_secs(5));
+    connection.write(head_of(request));
+    connection
+        .read_response("POST")
+        .expect("no response within 5 s while the body was still unsent")
 }

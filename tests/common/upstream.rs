@@ -4,8 +4,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::client::{read_body, read_head};
 
@@ -17,6 +17,44 @@ pub enum Behavior {
     RespondChunked { status: u16, chunks: Vec<Vec<u8>> },
     /// Read the request, then never answer.
     Hang,
+    /// Read the request, wait until `gate` opens, then answer with this status, so a test
+    /// decides how long each request stays in flight.
+    Hold { gate: Gate, status: u16 },
+}
+
+/// Longest time a [`Behavior::Hold`] upstream waits for its gate, so that a test that fails
+/// before opening it does not leave requests held for ever.
+const MAX_HOLD: Duration = Duration::from_secs(20);
+
+/// A gate that [`Behavior::Hold`] requests wait at. Once opened it stays open, so it releases
+/// the requests held now and lets later ones through at once.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    pub fn open(&self) {
+        let (opened, changed) = &*self.0;
+        *opened.lock().expect("gate lock") = true;
+        changed.notify_all();
+    }
+
+    /// Blocks until the gate opens or `timeout` passes.
+    fn wait(&self, timeout: Duration) {
+        let (opened, changed) = &*self.0;
+        let deadline = Instant::now() + timeout;
+        let mut is_open = opened.lock().expect("gate lock");
+        while !*is_open {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            is_open = changed.wait_timeout(is_open, left).expect("gate lock").0;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +128,19 @@ impl Upstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("request log lock").clone()
     }
+
+    /// Polls until `count` requests are recorded or `timeout` passes, and returns the number
+    /// recorded then.
+    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let recorded = self.requests.lock().expect("request log lock").len();
+            if recorded >= count || Instant::now() >= deadline {
+                return recorded;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior) {
@@ -106,15 +157,7 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior)
             .expect("request log lock")
             .push(Recorded { head, body });
         let reply = match behavior {
-            Behavior::Respond { status, body } => {
-                let mut reply = format!(
-                    "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nX-Upstream: recorder\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                reply.extend_from_slice(body);
-                reply
-            }
+            Behavior::Respond { status, body } => plain_reply(*status, body),
             Behavior::RespondChunked { status, chunks } => {
                 let mut reply =
                     format!("HTTP/1.1 {status} Upstream\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -132,9 +175,24 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior)
                 while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
                 return;
             }
+            Behavior::Hold { gate, status } => {
+                gate.wait(MAX_HOLD);
+                plain_reply(*status, b"released by the test\n")
+            }
         };
         if stream.write_all(&reply).is_err() {
             return;
         }
     }
+}
+
+/// A response with a `Content-Length` body, as [`Behavior::Respond`] sends it.
+fn plain_reply(status: u16, body: &[u8]) -> Vec<u8> {
+    let mut reply = format!(
+        "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nX-Upstream: recorder\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    reply.extend_from_slice(body);
+    reply
 }
