@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// summary of what it received. For trying hookgate out, not for production.
     #[arg(long, value_name = "ADDRESS")]
     pub demo_upstream: Option<std::net::SocketAddr>,
+    /// Also reload the config when its file changes, not only on SIGHUP.
+    #[arg(long)]
+    pub watch: bool,
     /// Unix time at which the clock for timestamp checks is frozen. Only for replaying
     /// recorded test requests; never set it in production.
     #[arg(long, hide = true, value_name = "UNIX_SECONDS")]

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod provider;
 pub mod proxy;
 pub mod reject;
+pub mod reload;
 pub mod route;
 pub mod server;
 pub mod store;

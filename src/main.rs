@@ -55,5 +55,5 @@ fn run(args: hookgate::cli::RunArgs) -> anyhow::Result<()> {
         }
         None => Arc::new(SystemClock),
     };
-    server::run(config, clock, args.demo_upstream)
+    server::run(config, clock, args.demo_upstream, args.watch)
 }

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub tls_expiry: prometheus::GaugeVec,
     pub tls_reloads: IntCounterVec,
+    pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub build_info: IntGaugeVec,
 }
@@ -142,6 +143,12 @@ impl Metrics {
                 &["result"]
             )
             .expect("register hookgate_tls_reloads_total"),
+            config_reloads: register_int_counter_vec!(
+                "hookgate_config_reloads_total",
+                "Config reloads by result (success or failure).",
+                &["result"]
+            )
+            .expect("register hookgate_config_reloads_total"),
             in_flight: register_int_gauge_vec!(
                 "hookgate_requests_in_flight",
                 "Requests being read, verified or forwarded.",
@@ -165,7 +172,7 @@ impl Metrics {
     /// Creates the series of a route at zero, so dashboards show them before the first event.
     pub fn init_route(&self, route: &str, key_labels: &[String]) {
         self.store_errors.with_label_values(&[route]);
-        for outcome in ["forwarded", "rejected", "duplicate"] {
+        for outcome in ["forwarded", "rejected", "duplicate", "report_only"] {
             self.requests.with_label_values(&[route, outcome]);
         }
         for reject in Reject::all() {

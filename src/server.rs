@@ -22,9 +22,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
+use crate::reload::Reloader;
 use crate::route;
 use crate::store::Store;
-use crate::tls::CertStore;
+use crate::tls::{CertStore, CertWatch};
 use pingora::listeners::tls::TlsSettings;
 
 /// Binds the listeners and serves until the process is stopped. Never returns on success.
@@ -32,6 +33,7 @@ pub fn run(
     config: Config,
     clock: Arc<dyn Clock>,
     demo_upstream: Option<SocketAddr>,
+    watch: bool,
 ) -> anyhow::Result<()> {
     let mut conf = ServerConf {
         threads: config.server.threads,
@@ -58,15 +60,17 @@ pub fn run(
 
     let listeners = config.listeners.clone();
     let admin = config.admin;
+    let (config_path, store_settings) = (config.file.clone(), config.store.clone());
     let store = Arc::new(Store::from_settings(&config.store).map_err(anyhow::Error::msg)?);
     tracing::info!(store = store.kind(), "guard state store");
     let admin_store = Arc::clone(&store);
-    let gateway = Gateway::new(config, store, clock);
+    let reload_store = Arc::clone(&store);
+    let (gateway, swapper) = Gateway::new(config, store, clock);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
     let mut bound = Vec::new();
     let mut cert_stores = Vec::new();
-    for listener in listeners {
+    for listener in listeners.clone() {
         let (actual, fd) = bind(listener.address)?;
         let address = actual.to_string();
         match listener.tls {
@@ -90,7 +94,16 @@ pub fn run(
         }
         bound.push((address, fd));
     }
-    crate::tls::spawn_reloader(cert_stores)?;
+    Reloader {
+        path: config_path,
+        watch,
+        swapper,
+        store: reload_store,
+        store_settings,
+        listeners,
+        certs: CertWatch::new(cert_stores),
+    }
+    .spawn()?;
     let mut proxy = PreBound::new(proxy, bound);
     proxy.marks_ready = true;
     server.add_service(proxy);

@@ -76,6 +76,9 @@ pub struct Server {
     pub reject_warning_threshold: u64,
     /// Proxies whose `X-Forwarded-For` header names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Header sent to the upstream with the route, provider and matching secret of a verified
+    /// request; a copy sent by the client is removed.
+    pub verified_header: Option<http::HeaderName>,
     /// Bytes of request bodies held in memory at once; each request reserves its
     /// `Content-Length`, or its route's `max_body` when the length is not declared.
     pub max_buffered_bytes: usize,
@@ -106,6 +109,9 @@ pub struct Route {
     pub guards: Guards,
     /// Host the route answers for (lower case, without port); any host when absent.
     pub host: Option<String>,
+    /// In report mode a failed verification is counted and logged, and the request is
+    /// forwarded anyway, marked in the `X-Hookgate-Report` header.
+    pub report_only: bool,
 }
 
 /// The checks that sit beside verification on one route.

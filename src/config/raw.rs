@@ -76,6 +76,8 @@ pub struct RawServer {
     pub reject_warning_threshold: Option<u64>,
     /// CIDR blocks of proxies whose `X-Forwarded-For` names the client. Default: none.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Header that tells the upstream how a request was verified. Default: none.
+    pub verified_header: Option<String>,
     /// Bytes of request bodies held in memory at once, across all requests. Default: 256MiB.
     #[serde(default, deserialize_with = "text_or_number")]
     pub max_buffered_bytes: Option<String>,
@@ -109,6 +111,8 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub upstream_tls: Option<RawUpstreamTls>,
     pub host: Option<String>,
+    /// `enforce` (default) or `report`: verify and count, but forward every request.
+    pub mode: Option<String>,
     pub allow_ips: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,
     pub failed_verify_limit: Option<RawRateLimit>,

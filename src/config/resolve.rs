@@ -179,7 +179,20 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
             DEFAULT_MAX_BUFFERED_BYTES
         }
     };
+    let verified_header = raw.verified_header.as_deref().and_then(|name| {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(header) => Some(header),
+            Err(_) => {
+                problems.add(
+                    "server.verified_header",
+                    format!("invalid header name {name:?}"),
+                );
+                None
+            }
+        }
+    });
     Server {
+        verified_header,
         max_buffered_bytes,
         trusted_proxies,
         threads,
@@ -357,6 +370,17 @@ fn resolve_route(
         .host
         .as_deref()
         .and_then(|host| route_host(host, &format!("{at}.host"), problems));
+    let report_only = match raw.mode.as_deref() {
+        None | Some("enforce") => false,
+        Some("report") => true,
+        Some(other) => {
+            problems.add(
+                format!("{at}.mode"),
+                format!("unknown mode {other:?}; use enforce or report"),
+            );
+            false
+        }
+    };
 
     let guards = guards::resolve_guards(guards, tolerance, at, problems);
 
@@ -377,6 +401,7 @@ fn resolve_route(
         upstream: upstream?,
         guards,
         host,
+        report_only,
     })
 }
 

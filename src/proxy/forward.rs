@@ -57,8 +57,15 @@ pub async fn send_request(
     response_timeout: Duration,
     session: &Session,
     body: Bytes,
+    marks: &[(http::HeaderName, Option<String>)],
 ) -> Result<Exchange, (Reject, Box<Error>)> {
-    let request = upstream_request(session, body.len());
+    let mut request = upstream_request(session, body.len());
+    for (name, value) in marks {
+        request.remove_header(name);
+        if let Some(value) = value {
+            let _ = request.insert_header(name.clone(), value.as_str());
+        }
+    }
     let started = Instant::now();
 
     // No retry: once the request is written the upstream may have acted on it, and a second

@@ -16,6 +16,10 @@ use crate::metrics::METRICS;
 use crate::reject::Reject;
 use crate::store::{Claim, Store, StoreError};
 
+/// Time added to a route's upstream timeouts for a claim in flight: the relay of the
+/// response and the store round trips.
+const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
+
 /// Least time between two warnings about the store being unavailable.
 const STORE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -132,7 +136,11 @@ impl Guards {
             return Ok(Delivery::Forward(None));
         };
         let key = format!("{}:{id}", route.name);
-        let claim = self.store.claim(&key, replay.window).await;
+        // A claim in flight expires once the forward must have ended, so that a gateway that
+        // dies mid-forward does not block the sender's retries for the whole window.
+        let upstream = &route.upstream;
+        let in_flight_ttl = upstream.connect_timeout + upstream.response_timeout + IN_FLIGHT_MARGIN;
+        let claim = self.store.claim(&key, in_flight_ttl).await;
         match self.store_call(route, claim.map(Some), None)? {
             None => Ok(Delivery::Forward(None)),
             Some(Claim::New) => Ok(Delivery::Forward(Some(key))),

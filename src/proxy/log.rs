@@ -12,6 +12,8 @@ use crate::reject::Reject;
 /// What the access log reports about one request, filled in as the pipeline runs.
 #[derive(Default)]
 pub struct RequestLog {
+    /// Whether the rules the request ran under ask for an access log line.
+    pub access_log: bool,
     pub route: Option<String>,
     pub status: Option<u16>,
     pub reason: Option<&'static str>,

@@ -53,11 +53,12 @@ impl Store {
         }
     }
 
-    /// Records `id` as in flight unless it is already known, and reports what was known.
-    pub async fn claim(&self, id: &str, window: Duration) -> Result<Claim, StoreError> {
+    /// Records `id` as in flight for `ttl` unless it is already known, and reports what was
+    /// known.
+    pub async fn claim(&self, id: &str, ttl: Duration) -> Result<Claim, StoreError> {
         match self {
-            Store::Memory(store) => Ok(store.claim(id, window)),
-            Store::Redis(store) => store.claim(id, window).await,
+            Store::Memory(store) => Ok(store.claim(id, ttl)),
+            Store::Redis(store) => store.claim(id, ttl).await,
         }
     }
 

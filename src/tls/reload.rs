@@ -1,5 +1,5 @@
-//! Certificate reloading: a background thread reloads every TLS listener's certificates on
-//! SIGHUP, and when a certificate or key file's modification time changes.
+//! Certificate reloading: every TLS listener's certificates are loaded again on SIGHUP, and
+//! when a certificate or key file's modification time changes (see `crate::reload`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,8 +8,6 @@ use super::{CertStore, Loaded};
 use crate::config::TlsCert;
 use crate::metrics::METRICS;
 
-/// How often certificate files are checked for changes.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Days before expiry from which each load logs a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
 
@@ -37,50 +35,36 @@ pub fn report_loaded(listener: &str, loaded: &[(TlsCert, Loaded)]) {
     }
 }
 
-/// Starts the reload thread for `stores`, each named by its listener address.
-pub fn spawn_reloader(stores: Vec<(String, Arc<CertStore>)>) -> std::io::Result<()> {
-    if stores.is_empty() {
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    std::thread::Builder::new()
-        .name("hookgate-tls-reload".to_string())
-        .spawn(move || runtime.block_on(reload_loop(stores)))?;
-    Ok(())
+/// Certificate files of TLS listeners, with the modification times last seen.
+pub struct CertWatch {
+    stores: Vec<(String, Arc<CertStore>, Vec<Option<SystemTime>>)>,
 }
 
-async fn reload_loop(stores: Vec<(String, Arc<CertStore>)>) {
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; certificates reload only when their files change");
-            None
-        }
-    };
-    let mut seen: Vec<Vec<Option<SystemTime>>> =
-        stores.iter().map(|(_, store)| stamps(store)).collect();
-    loop {
-        let signalled = tokio::select! {
-            _ = tokio::time::sleep(POLL_INTERVAL) => false,
-            Some(()) = async {
-                match hangup.as_mut() {
-                    Some(signal) => signal.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => true,
-        };
-        for ((listener, store), last) in stores.iter().zip(seen.iter_mut()) {
+impl CertWatch {
+    /// Watches `stores`, each named by its listener address.
+    pub fn new(stores: Vec<(String, Arc<CertStore>)>) -> Self {
+        let stores = stores
+            .into_iter()
+            .map(|(listener, store)| {
+                let seen = stamps(&store);
+                (listener, store, seen)
+            })
+            .collect();
+        CertWatch { stores }
+    }
+
+    /// Reloads the listeners whose files changed, or all of them when `force` is set.
+    pub fn reload(&mut self, force: bool) {
+        for (listener, store, last) in &mut self.stores {
             let current = stamps(store);
-            if !signalled && current == *last {
+            if !force && current == *last {
                 continue;
             }
             *last = current;
             match store.reload() {
                 Ok(loaded) => {
                     METRICS.tls_reloads.with_label_values(&["success"]).inc();
-                    tracing::info!(listener = %listener, signalled, "certificates reloaded");
+                    tracing::info!(listener = %listener, "certificates reloaded");
                     report_loaded(listener, &loaded);
                 }
                 Err(error) => {

@@ -192,6 +192,18 @@ impl Gateway {
         self.logs.lock().expect("log lock").clone()
     }
 
+    /// Waits up to `timeout` for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Process id of the gateway, for reading its `/proc/<pid>` entries.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -405,7 +417,7 @@ pub fn head_of(request: &[u8]) -> &[u8] {
 
 /// Sends only the header block of `request`, whose `Content-Length` promises a body, and
 /// reads the response. Fails when none arrives within 5 s, which means the gateway waited
-/// for the body instead of answering from the headers.
+/// for the body instead of responding to the headers alone.
 pub fn send_head_only(addr: SocketAddr, request: &[u8]) -> client::Response {
     let mut connection = client::Connection::open(addr);
     connection.set_read_timeout(Duration::from_secs(5));

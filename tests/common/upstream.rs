@@ -17,12 +17,12 @@ pub enum Behavior {
     RespondChunked { status: u16, chunks: Vec<Vec<u8>> },
     /// Read the request, then never answer.
     Hang,
-    /// Read the request, wait until `gate` opens, then answer with this status, so a test
+    /// Read the request, wait until `gate` opens, then respond with this status, so a test
     /// decides how long each request stays in flight.
     Hold { gate: Gate, status: u16 },
 }
 
-/// Longest time a [`Behavior::Hold`] upstream waits for its gate, so that a test that fails
+/// Maximum time a [`Behavior::Hold`] upstream waits for its gate, so that a test that fails
 /// before opening it does not leave requests held for ever.
 const MAX_HOLD: Duration = Duration::from_secs(20);
 
@@ -186,7 +186,7 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Recorded>>, behavior: &Behavior)
     }
 }
 
-/// A response with a `Content-Length` body, as [`Behavior::Respond`] sends it.
+/// Builds a response with a `Content-Length` body, as [`Behavior::Respond`] sends it.
 fn plain_reply(status: u16, body: &[u8]) -> Vec<u8> {
     let mut reply = format!(
         "HTTP/1.1 {status} Upstream\r\nContent-Type: text/plain\r\nX-Upstream: recorder\r\nContent-Length: {}\r\n\r\n",
