@@ -96,7 +96,8 @@ pub fn request_host(header: &pingora::http::RequestHeader) -> Option<String> {
 /// Whether `path` could mean a different path to an upstream that normalizes or decodes
 /// it: a `.` or `..` segment (also with `;parameters`, which Tomcat and Spring strip), a
 /// percent-encoded dot, slash, backslash or percent sign (double encoding), an encoded byte
-/// outside ASCII (overlong UTF-8 dots), or a raw byte outside printable ASCII.
+/// outside ASCII (overlong UTF-8 dots), a `%` without two hex digits (IIS decodes `%u002e`),
+/// or a raw byte outside printable ASCII.
 pub fn is_ambiguous(path: &str) -> bool {
     if path
         .bytes()
@@ -107,6 +108,15 @@ pub fn is_ambiguous(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     let encoded = ["%2e", "%2f", "%5c", "%25"];
     if encoded.iter().any(|e| lower.contains(e)) {
+        return true;
+    }
+    let bytes = lower.as_bytes();
+    let invalid_escape = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if invalid_escape {
         return true;
     }
     let encoded_high_byte = lower

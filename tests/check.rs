@@ -212,7 +212,7 @@ fn explains_secret_written_as_string() {
     assert!(!ok);
     assert!(stderr.contains("routes[0].secrets[0]"), "{stderr}");
     assert!(
-        stderr.contains("expected a mapping such as { env: NAME } or { file: PATH }"),
+        stderr.contains("invalid secret entry; write { env: NAME } or { file: PATH }"),
         "{stderr}"
     );
 }

@@ -717,13 +717,22 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
                 _ => {}
             }
         }
-        let Some(field) = unknown else {
-            // A secret written inline, in place of `{ env: NAME }`, must not reach the output.
-            let message = if parent.contains("secrets") {
-                redact_quoted(&message)
-            } else {
-                message
+        // A secret written inline, in place of `{ env: NAME }`, may appear in the error as a
+        // value, a number or a key: say what is wrong without quoting any of them.
+        if parent.contains("secrets") {
+            let Some(field) = unknown else {
+                let message = "invalid secret entry; write { env: NAME } or { file: PATH }";
+                problems.add(parent, message);
+                return None;
             };
+            let message = "unknown key in a secret entry; an entry takes env, file and name";
+            problems.add(parent, message);
+            if !remove_key(&mut value, &segments, &field) {
+                return None;
+            }
+            continue;
+        }
+        let Some(field) = unknown else {
             problems.add(parent, message);
             return None;
         };
@@ -754,17 +763,6 @@ fn remove_key(value: &mut Value, segments: &[&serde_path_to_error::Segment], key
     node.as_mapping_mut()
         .and_then(|map| map.remove(key))
         .is_some()
-}
-
-/// Replaces every double-quoted value in a serde message with `"<redacted>"`.
-fn redact_quoted(message: &str) -> String {
-    let mut parts = message.split('"');
-    let mut redacted = parts.next().unwrap_or_default().to_string();
-    for (i, part) in parts.enumerate() {
-        redacted.push('"');
-        redacted.push_str(if i % 2 == 0 { "<redacted>" } else { part });
-    }
-    redacted
 }
 
 fn unknown_field_name(message: &str) -> Option<&str> {
