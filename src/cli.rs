@@ -24,6 +24,8 @@ pub enum Command {
     Check(ConfigArg),
     /// Sign a request body with a route's first secret and print a curl command that sends it.
     Sign(SignArgs),
+    /// List the provider presets usable as a route's `provider:`.
+    Providers,
 }
 
 #[derive(Debug, Args)]

@@ -57,10 +57,16 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
         PathMatch::Exact(path) => path.clone(),
         PathMatch::Prefix(prefix) => format!("{prefix}demo"),
     };
-    let url = route.public_url.clone().unwrap_or_else(|| path.clone());
+    let url = route
+        .public_url
+        .as_ref()
+        .map_or_else(|| path.clone(), |origin| format!("{origin}{path}"));
+    let Some(key) = route.keys.first() else {
+        anyhow::bail!("route {:?} has no secret to sign with", args.route);
+    };
     let headers = sign::sign(
         &route.scheme,
-        &route.keys[0],
+        key,
         &sign::Message {
             method: "POST",
             url: &url,
@@ -82,6 +88,33 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
     command.push_str(&format!(" --data-binary {}", shell_quote(&args.data)));
     println!("{command}");
     Ok(())
+}
+
+/// Prints every preset with the header it reads and what it checks besides the body.
+pub fn print_providers() {
+    println!("{:<20} {:<42} checks", "provider", "signature header");
+    for name in crate::provider::Scheme::preset_names() {
+        let Some(scheme) = crate::provider::Scheme::preset(name) else {
+            continue;
+        };
+        let header = match (scheme.signature_header(), *name) {
+            (Some(header), _) => header.to_string(),
+            (None, "gitlab") => "x-gitlab-token (shared token)".to_string(),
+            (None, "mailgun") => "(signature fields in the body)".to_string(),
+            (None, _) => "-".to_string(),
+        };
+        let mut checks = Vec::new();
+        if !scheme.needs_keys() {
+            checks.push("nothing: other guards only");
+        }
+        if scheme.uses_timestamp() {
+            checks.push("timestamp");
+        }
+        if scheme.signs_url() {
+            checks.push("URL (needs public_url)");
+        }
+        println!("{name:<20} {header:<42} {}", checks.join(", "));
+    }
 }
 
 fn shell_quote(text: &str) -> String {

@@ -12,6 +12,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => return check(&args.config),
         Command::Sign(args) => demo::print_signed_curl(&args),
+        Command::Providers => {
+            demo::print_providers();
+            Ok(())
+        }
         Command::Run(args) => run(args),
     };
     match result {

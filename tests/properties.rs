@@ -98,10 +98,20 @@ fn shipped_hmac_rule() -> Scheme {
     scheme
 }
 
-/// Returns every preset followed by [`generic_rules`] and [`shipped_hmac_rule`].
+/// Presets these properties do not fit, each covered by its own unit and vector tests:
+/// public keys (discord, sendgrid), a signature inside the body (mailgun), a shared token or
+/// nothing instead of a body signature (gitlab, none), a signed field inside the body
+/// (linear), and signed form parameters rather than bytes (twilio).
+const OWN_TESTS: &[&str] = &[
+    "discord", "sendgrid", "mailgun", "gitlab", "none", "linear", "twilio",
+];
+
+/// Returns every HMAC preset over raw bytes, then [`generic_rules`] and
+/// [`shipped_hmac_rule`].
 fn all_schemes() -> Vec<Scheme> {
     let presets = Scheme::preset_names()
         .iter()
+        .filter(|name| !OWN_TESTS.contains(name))
         .map(|name| Scheme::preset(name).expect("listed preset exists"));
     presets
         .chain(generic_rules())

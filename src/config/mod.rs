@@ -103,7 +103,8 @@ pub struct Route {
     pub max_body: usize,
     /// Time allowed to receive the whole body, counted from the end of the headers.
     pub body_timeout: Duration,
-    /// The URL the sender was given, signed by URL-bound schemes and `{url}` templates.
+    /// Scheme and authority senders call, such as `https://hooks.example.com`; URL-bound
+    /// schemes and `{url}` templates sign it followed by the request's path and query.
     pub public_url: Option<String>,
     pub upstream: Upstream,
     pub guards: Guards,

@@ -279,7 +279,8 @@ fn resolve_route(
 
     let mut keys = Vec::new();
     let mut key_labels = Vec::new();
-    if raw.secrets.is_empty() {
+    let needs_keys = scheme.as_ref().is_none_or(|s| s.needs_keys());
+    if raw.secrets.is_empty() && needs_keys {
         problems.add(
             format!("{at}.secrets"),
             "no secrets; add `secrets: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
@@ -340,15 +341,25 @@ fn resolve_route(
         DEFAULT_UPSTREAM_TIMEOUT,
         problems,
     );
-    let public_url = raw.public_url.and_then(|url| {
-        match url.parse::<http::Uri>() {
-            Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Some(url),
+    let public_url = raw.public_url.and_then(|url| match url.parse::<http::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => Some(format!("{scheme}://{authority}")),
             _ => {
-                problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the full URL the sender calls, such as https://hooks.example.com/hooks/github"));
+                problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the URL senders call, such as https://hooks.example.com"));
                 None
             }
+        },
+        Err(_) => {
+            problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the URL senders call, such as https://hooks.example.com"));
+            None
         }
     });
+    if public_url.is_none() && scheme.as_ref().is_some_and(|s| s.signs_url()) {
+        problems.add(
+            at,
+            "this scheme signs the URL the sender called; add `public_url:` with the scheme and host senders use, such as https://hooks.example.com",
+        );
+    }
     let upstream = upstream(raw.upstream.as_deref(), at, problems).map(|(url, address, https, host)| {
         let (ca, verify) =
             tls::upstream_tls(raw.upstream_tls.as_ref(), https, base, at, problems);

@@ -22,7 +22,10 @@ pub fn delivery_id(
             .get(name)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
     };
-    let signature = || header_text(scheme.signature_header()).map(|s| format!("sig:{s}"));
+    let signature = || {
+        let name = scheme.signature_header()?;
+        header_text(name).map(|s| format!("sig:{s}"))
+    };
     let id = match rule {
         DeliveryId::Auto => match (scheme, scheme.delivery_id_header()) {
             (_, Some(name)) => header_text(name),

@@ -1,6 +1,6 @@
 //! Reading single-valued headers and signatures out of a request.
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Algorithm, Encoding, Failure};
 
@@ -39,6 +39,26 @@ pub(super) fn required<'a>(
     name: &HeaderName,
     role: Role,
 ) -> Result<&'a str, Failure> {
+    single(headers, name, role)?
+        .to_str()
+        .map_err(|_| role.malformed())
+}
+
+/// Returns the raw bytes of a header that must be present exactly once, for values that are
+/// compared as bytes rather than read as text. A repeated header is malformed for `role`.
+pub(super) fn required_bytes<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    role: Role,
+) -> Result<&'a [u8], Failure> {
+    Ok(single(headers, name, role)?.as_bytes())
+}
+
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    role: Role,
+) -> Result<&'a HeaderValue, Failure> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Err(role.missing());
@@ -46,7 +66,7 @@ pub(super) fn required<'a>(
     if values.next().is_some() {
         return Err(role.malformed());
     }
-    value.to_str().map_err(|_| role.malformed())
+    Ok(value)
 }
 
 /// Reads a header that carries one signature after a fixed `prefix` and decodes it.
@@ -121,6 +141,20 @@ mod tests {
         assert_eq!(
             required(&headers, &HeaderName::from_static("x-ts"), Role::Signed),
             Err(Failure::SignedHeaderMalformed)
+        );
+    }
+
+    #[test]
+    fn required_bytes_keeps_non_ascii_value() {
+        let headers = header_map(&[("x-sig", b"t\xc3\xb6ken"), ("x-two", b"a"), ("x-two", b"b")]);
+
+        assert_eq!(
+            required_bytes(&headers, &NAME, Role::Signature),
+            Ok(&b"t\xc3\xb6ken"[..])
+        );
+        assert_eq!(
+            required_bytes(&headers, &HeaderName::from_static("x-two"), Role::Signature),
+            Err(Failure::SignatureMalformed)
         );
     }
 

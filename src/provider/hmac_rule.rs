@@ -73,6 +73,10 @@ impl HmacRule {
         self.timestamp_header.is_some()
     }
 
+    pub(super) fn signs_url(&self) -> bool {
+        self.template.contains(&Part::Url)
+    }
+
     pub(super) fn verify(
         &self,
         request: &Request<'_>,

@@ -56,8 +56,10 @@ impl Algorithm {
 }
 
 fn compute_with<M: Mac + KeyInit>(key: &Key, message: &[&[u8]]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so this error cannot occur.
-    let Ok(mut mac) = <M as KeyInit>::new_from_slice(key.bytes()) else {
+    // HMAC accepts keys of any length, so only a key without a secret (a public key or the
+    // `none` preset's key) fails here. `sign` never passes one, because each scheme derives
+    // its own keys.
+    let Some(Ok(mut mac)) = key.secret().map(<M as KeyInit>::new_from_slice) else {
         return Vec::new();
     };
     for part in message {
@@ -72,8 +74,8 @@ fn find_key_with<M: Mac + KeyInit + Clone>(
     signatures: &[Vec<u8>],
 ) -> Option<usize> {
     keys.iter().position(|key| {
-        // HMAC accepts keys of any length, so this error cannot occur for a derived key.
-        let Ok(mut mac) = <M as KeyInit>::new_from_slice(key.bytes()) else {
+        // HMAC accepts keys of any length, so only a key without a secret is skipped here.
+        let Some(Ok(mut mac)) = key.secret().map(<M as KeyInit>::new_from_slice) else {
             return false;
         };
         for part in message {

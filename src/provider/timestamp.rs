@@ -26,6 +26,19 @@ pub(super) fn parse(text: &str) -> Result<i64, Failure> {
     })
 }
 
+/// Parses Unix milliseconds written as 1 to 19 ASCII digits and returns whole Unix seconds,
+/// rounded down.
+///
+/// A leading zero is rejected, unlike in [`parse`]. HubSpot signs the timestamp right after
+/// the body with no separator, so a zero allowed here could move between the end of the body
+/// and the timestamp without changing the signed bytes or the time.
+pub(super) fn parse_millis(text: &str) -> Result<i64, Failure> {
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(Failure::TimestampMalformed);
+    }
+    Ok(parse(text)?.div_euclid(1000))
+}
+
 /// Accepts `timestamp` when it is at most `tolerance` before or after `now`, both in Unix
 /// seconds. A fraction of a second in `tolerance` is ignored.
 pub(super) fn check_window(timestamp: i64, now: i64, tolerance: Duration) -> Result<(), Failure> {
@@ -81,6 +94,32 @@ mod tests {
             Err(Failure::TimestampMalformed)
         );
         assert_eq!(parse(&"0".repeat(4096)), Err(Failure::TimestampMalformed));
+    }
+
+    #[test]
+    fn millis_round_down_to_seconds() {
+        assert_eq!(parse_millis("1700000000000"), Ok(1_700_000_000));
+        assert_eq!(parse_millis("1700000000999"), Ok(1_700_000_000));
+        assert_eq!(parse_millis("999"), Ok(0));
+        assert_eq!(parse_millis("0"), Ok(0));
+    }
+
+    #[test]
+    fn millis_reject_leading_zero_and_non_digits() {
+        for text in [
+            "01700000000000",
+            "00",
+            "",
+            "-1",
+            "1700000000000.5",
+            "1.7e12",
+        ] {
+            assert_eq!(
+                parse_millis(text),
+                Err(Failure::TimestampMalformed),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -301,7 +301,7 @@ impl Rules {
                     "route={}; provider={}; secret={}",
                     route.name,
                     route.scheme.name(),
-                    route.key_labels[v.key_index]
+                    key_label(route, v)
                 )
             });
             marks.push((header.clone(), value));
@@ -320,7 +320,7 @@ impl Rules {
         let name = route.name.as_str();
         METRICS
             .secret_matches
-            .with_label_values(&[name, &route.key_labels[verified.key_index]])
+            .with_label_values(&[name, key_label(route, verified)])
             .inc();
         if let Some(signed_at) = verified.timestamp {
             let skew = self.clock.now_unix().saturating_sub(signed_at);
@@ -388,9 +388,14 @@ impl Rules {
         let route = &live.route;
         let header = session.req_header();
         let path_and_query = header.uri.path_and_query().map_or("/", |p| p.as_str());
+        // The URL the sender signed: the public origin, then the path and query as received.
+        let url = match &route.public_url {
+            Some(origin) => format!("{origin}{path_and_query}"),
+            None => path_and_query.to_string(),
+        };
         let request = provider::Request {
             method: header.method.as_str(),
-            url: route.public_url.as_deref().unwrap_or(path_and_query),
+            url: &url,
             headers: &header.headers,
             body,
         };
@@ -439,6 +444,14 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+
+/// Label of the secret that verified a request; `none` for a scheme that checks none.
+fn key_label<'a>(route: &'a Route, verified: &Verified) -> &'a str {
+    route
+        .key_labels
+        .get(verified.key_index)
+        .map_or("none", String::as_str)
 }
 
 /// Value of the `Allow` header for a 405 from `route`.
