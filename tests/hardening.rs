@@ -178,3 +178,118 @@ fn buffered_bodies_beyond_budget_get_503() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn no_secret_or_expected_signature_leaks() {
+    let upstream = Upstream::ok();
+    let mut routes = github_route(
+        "path",
+        &upstream.url(),
+        &["rate_limit: { rate: 1/m, burst: 8 }", "max_body: 1KiB"],
+    );
+    routes.push_str(&route(&[
+        "name: stripe",
+        "path: /hooks/stripe",
+        "provider: stripe",
+        "secrets: [ { env: HG_HARDEN_STRIPE } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]));
+    let stripe_secret = "whsec_hardening_stripe_secret";
+    let env = [ENV[0], ("HG_HARDEN_STRIPE", stripe_secret)];
+    let gateway = Gateway::start_server_env("  access_log: true\n", &routes, &env);
+
+    let body = br#"{"probe":1}"#;
+    // What a valid signature over this body would be: it must never be echoed either.
+    let expected = github_signature(SECRET, body);
+    let stripe_expected = common::stripe_signature(stripe_secret, common::now(), body);
+    let stripe_v1 = stripe_expected
+        .split("v1=")
+        .nth(1)
+        .expect("v1 part")
+        .to_string();
+    let probes: Vec<Vec<u8>> = vec![
+        request("POST", "/nowhere", &[], body),
+        request("GET", "/hooks/gh/", &[], b""),
+        request("POST", "/hooks/gh/../x", &[], body),
+        request("POST", "/hooks/gh/", &[], body),
+        request(
+            "POST",
+            "/hooks/gh/",
+            &[("X-Hub-Signature-256", "sha256=zz")],
+            body,
+        ),
+        request(
+            "POST",
+            "/hooks/gh/",
+            &[("X-Hub-Signature-256", &github_signature("wrong", body))],
+            body,
+        ),
+        request(
+            "POST",
+            "/hooks/gh/",
+            &[("X-Hub-Signature-256", SECRET)],
+            body,
+        ),
+        request(
+            "POST",
+            "/hooks/gh/",
+            &[("X-Hub-Signature-256", &expected)],
+            &[b'x'; 2048],
+        ),
+        request(
+            "POST",
+            "/hooks/stripe",
+            &[("Stripe-Signature", "t=1,v1=00")],
+            body,
+        ),
+        request(
+            "POST",
+            "/hooks/stripe",
+            &[(
+                "Stripe-Signature",
+                &common::stripe_signature(stripe_secret, 1, body),
+            )],
+            body,
+        ),
+        request(
+            "POST",
+            "/hooks/stripe",
+            &[("Stripe-Signature", stripe_secret)],
+            body,
+        ),
+    ];
+    let mut seen = String::new();
+    for probe in &probes {
+        let response = send(gateway.addr, probe);
+        assert!(
+            response.status >= 400,
+            "probe was accepted: {}",
+            String::from_utf8_lossy(probe)
+        );
+        seen.push_str(&response.head);
+        seen.push_str(&response.body_text());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    seen.push_str(&gateway.metrics());
+    seen.push_str(&gateway.logs());
+
+    assert!(
+        gateway.logs().contains("hookgate::access"),
+        "access log was on"
+    );
+    for (name, value) in [
+        ("github secret", SECRET),
+        ("stripe secret", stripe_secret),
+        (
+            "expected github signature",
+            expected.trim_start_matches("sha256="),
+        ),
+        ("expected stripe signature", stripe_v1.as_str()),
+    ] {
+        assert!(
+            !seen.contains(value),
+            "the {name} appears in a response, a metric or a log"
+        );
+    }
+    assert_eq!(upstream.accepts(), 0);
+}

@@ -414,3 +414,38 @@ fn check_reports_certificate_problems() {
         "{stderr}"
     );
 }
+
+#[test]
+fn host_routes_select_by_sni_host() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Ca::new("host CA");
+    let (ca_path, cert, key) = ca.issue(dir.path(), "multi", &["a.test", "b.test"]);
+    let (upstream_a, upstream_b) = (Upstream::ok(), Upstream::ok());
+    let routes = format!(
+        "{}    host: a.test\n  - name: github-b\n    host: B.TEST\n    path: /hooks/github\n    provider: github\n    secrets: [ {{ env: HG_TLS_SECRET }} ]\n    upstream: \"{}\"\n",
+        route(&upstream_a.url(), ""),
+        upstream_b.url()
+    );
+    let tls = format!(
+        "{{ cert: \"{}\", key: \"{}\" }}",
+        cert.display(),
+        key.display()
+    );
+    let gateway = start_tls(&tls, &routes);
+
+    assert_eq!(curl(&gateway, "a.test", &ca_path, &[]).1, "2 200");
+    assert_eq!(
+        curl(&gateway, "b.test", &ca_path, &["--http1.1"]).1,
+        "1.1 200"
+    );
+    assert_eq!(
+        upstream_a.requests().len(),
+        1,
+        "a.test reached its own route"
+    );
+    assert_eq!(
+        upstream_b.requests().len(),
+        1,
+        "b.test reached its own route"
+    );
+}
