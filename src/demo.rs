@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{self, PathMatch};
 use crate::provider::sign;
 
-/// An upstream that answers every request with a JSON summary of it, and logs it.
+/// An upstream that responds to every request with a JSON summary of it, and logs it.
 pub struct EchoUpstream;
 
 #[async_trait]

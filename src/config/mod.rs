@@ -32,7 +32,7 @@ pub struct Config {
     pub routes: Vec<Route>,
 }
 
-/// Where guard state lives.
+/// Location of the guard state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSettings {
     Memory { max_entries: usize },
@@ -108,7 +108,7 @@ pub struct Route {
     pub public_url: Option<String>,
     pub upstream: Upstream,
     pub guards: Guards,
-    /// Host the route answers for (lower case, without port); any host when absent.
+    /// Host name the route serves (lower case, without port); any host when absent.
     pub host: Option<String>,
     /// In report mode a failed verification is counted and logged, and the request is
     /// forwarded anyway, marked in the `X-Hookgate-Report` header.
@@ -137,7 +137,7 @@ pub struct RateLimit {
     pub limit: Limit,
 }
 
-/// What a rate limit counts requests by.
+/// Key by which a rate limit counts requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RateKey {
     ClientIp,
@@ -153,7 +153,7 @@ pub struct Replay {
     pub window: Duration,
 }
 
-/// Where a request's delivery id comes from.
+/// Source of a request's delivery id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryId {
     /// The preset's id header, Stripe's event `id`, or else the signature header.
@@ -164,16 +164,16 @@ pub enum DeliveryId {
     JsonField(String),
 }
 
-/// What a route does when the shared store cannot be reached.
+/// Policy of a route when the shared store cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreFailure {
-    /// Answer 503 and forward nothing.
+    /// Respond 503 and forward nothing.
     Closed,
     /// Skip the guards that need the store.
     Open,
 }
 
-/// How a route matches the request path (the query string is not part of the match).
+/// Path matcher of a route; the query string is not part of the match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathMatch {
     Exact(String),

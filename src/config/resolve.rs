@@ -729,7 +729,7 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
             }
         }
         // A secret written inline, in place of `{ env: NAME }`, may appear in the error as a
-        // value, a number or a key: say what is wrong without quoting any of them.
+        // value, a number or a key, so the message names the problem without quoting any of them.
         if parent.contains("secrets") {
             let Some(field) = unknown else {
                 let message = "invalid secret entry; write { env: NAME } or { file: PATH }";

@@ -216,7 +216,7 @@ impl Rules {
             forward::send_request(&self.connector, &live.peer, timeout, session, body, &marks)
                 .await;
         // The claim ends before the response reaches the client, so that a sender who
-        // retries as soon as it reads the answer finds the delivery settled.
+        // retries as soon as it reads the response finds the delivery settled.
         let delivered =
             matches!(&sent, Ok(exchange) if (200..300).contains(&exchange.forwarded.status));
         self.guards.finish(route, key, delivered).await;
@@ -331,7 +331,7 @@ impl Rules {
         }
     }
 
-    /// Answers with a rejection and records it in the metrics, the alarm and the access log.
+    /// Writes a rejection response and records it in the metrics, the alarm and the access log.
     async fn reject(
         &self,
         session: &mut Session,
@@ -409,7 +409,7 @@ impl Rules {
     }
 }
 
-/// Answers a repeat of a delivered webhook with 200 and does not forward it, so that the
+/// Responds 200 to a repeat of a delivered webhook and does not forward it, so that the
 /// sender stops retrying.
 async fn answer_duplicate(
     session: &mut Session,
@@ -420,7 +420,10 @@ async fn answer_duplicate(
         .requests
         .with_label_values(&[route, "duplicate"])
         .inc();
-    tracing::debug!(route, "duplicate delivery answered without forwarding");
+    tracing::debug!(
+        route,
+        "duplicate delivery: responded 200 without forwarding"
+    );
     log.status = Some(200);
     log.reason = Some("duplicate");
     let body = "{\"duplicate\":true,\"message\":\"already delivered; not forwarded again\"}\n";

@@ -34,7 +34,7 @@ pub struct Limit {
 #[error("shared store unavailable: {0}")]
 pub struct StoreError(pub String);
 
-/// Where guard state lives.
+/// Storage of the guard state.
 pub enum Store {
     Memory(MemoryStore),
     Redis(RedisStore),
