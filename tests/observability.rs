@@ -235,13 +235,21 @@ fn access_log_line_per_request() {
         .filter(|event| event["target"] == "hookgate::access")
         .collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    let forwarded = &lines[0];
+    // Each line is written when its request ends, so the two may come in either order.
+    let by_delivery = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line["delivery_id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let forwarded = &by_delivery("delivery-ok");
     assert_eq!(forwarded["route"], "github");
     assert_eq!(forwarded["status"], 200);
     assert_eq!(forwarded["delivery_id"], "delivery-ok");
     assert_eq!(forwarded["body_bytes"], 7);
     assert!(forwarded["reason"].is_null(), "{forwarded}");
-    let rejected = &lines[1];
+    let rejected = &by_delivery("delivery-bad");
     assert_eq!(rejected["status"], 401);
     assert_eq!(rejected["reason"], "signature_missing");
     assert_eq!(rejected["delivery_id"], "delivery-bad");

@@ -68,21 +68,12 @@ pub fn resolve_guards(
             StoreFailure::Closed
         }
     };
-    let max_header_bytes = match raw.max_header_bytes.as_deref().map(units::parse_bytes) {
-        None => DEFAULT_MAX_HEADER_BYTES,
-        Some(Ok(size)) if size > 0 => size,
-        Some(Ok(_)) => {
-            problems.add(
-                format!("{at}.max_header_bytes"),
-                "max_header_bytes must be at least 1 byte",
-            );
-            DEFAULT_MAX_HEADER_BYTES
-        }
-        Some(Err(message)) => {
-            problems.add(format!("{at}.max_header_bytes"), message);
-            DEFAULT_MAX_HEADER_BYTES
-        }
-    };
+    let max_header_bytes = super::resolve::size(
+        raw.max_header_bytes.as_deref(),
+        &format!("{at}.max_header_bytes"),
+        DEFAULT_MAX_HEADER_BYTES,
+        problems,
+    );
     Guards {
         allow_ips,
         rate_limit,

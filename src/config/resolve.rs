@@ -164,21 +164,12 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
             guards::cidr(text, &format!("server.trusted_proxies[{i}]"), problems)
         })
         .collect();
-    let max_buffered_bytes = match raw.max_buffered_bytes.as_deref().map(units::parse_bytes) {
-        None => DEFAULT_MAX_BUFFERED_BYTES,
-        Some(Ok(size)) if size > 0 => size,
-        Some(Ok(_)) => {
-            problems.add(
-                "server.max_buffered_bytes",
-                "max_buffered_bytes must be at least 1 byte",
-            );
-            DEFAULT_MAX_BUFFERED_BYTES
-        }
-        Some(Err(message)) => {
-            problems.add("server.max_buffered_bytes", message);
-            DEFAULT_MAX_BUFFERED_BYTES
-        }
-    };
+    let max_buffered_bytes = size(
+        raw.max_buffered_bytes.as_deref(),
+        "server.max_buffered_bytes",
+        DEFAULT_MAX_BUFFERED_BYTES,
+        problems,
+    );
     let verified_header = raw.verified_header.as_deref().and_then(|name| {
         match http::HeaderName::from_bytes(name.as_bytes()) {
             Ok(header) => Some(header),
@@ -311,18 +302,12 @@ fn resolve_route(
         DEFAULT_TOLERANCE,
         problems,
     );
-    let max_body = match raw.max_body.as_deref().map(units::parse_bytes) {
-        None => DEFAULT_MAX_BODY,
-        Some(Ok(size)) if size > 0 => size,
-        Some(Ok(_)) => {
-            problems.add(format!("{at}.max_body"), "max_body must be at least 1 byte");
-            DEFAULT_MAX_BODY
-        }
-        Some(Err(message)) => {
-            problems.add(format!("{at}.max_body"), message);
-            DEFAULT_MAX_BODY
-        }
-    };
+    let max_body = size(
+        raw.max_body.as_deref(),
+        &format!("{at}.max_body"),
+        DEFAULT_MAX_BODY,
+        problems,
+    );
     let body_timeout = duration(
         raw.body_timeout.as_deref(),
         &format!("{at}.body_timeout"),
@@ -677,6 +662,29 @@ fn socket_address(text: &str, path: &str, problems: &mut Problems) -> Option<Soc
                 ),
             );
             None
+        }
+    }
+}
+
+/// Parses an optional byte size of at least 1, reporting a problem and returning `default`
+/// when it is invalid.
+pub(super) fn size(
+    text: Option<&str>,
+    path: &str,
+    default: usize,
+    problems: &mut Problems,
+) -> usize {
+    match text.map(units::parse_bytes) {
+        None => default,
+        Some(Ok(size)) if size > 0 => size,
+        Some(Ok(_)) => {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            problems.add(path, format!("{key} must be at least 1 byte"));
+            default
+        }
+        Some(Err(message)) => {
+            problems.add(path, message);
+            default
         }
     }
 }
