@@ -64,6 +64,10 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
     let Some(key) = route.keys.first() else {
         anyhow::bail!("route {:?} has no secret to sign with", args.route);
     };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let delivery_id = format!("demo-{nanos}");
     let headers = sign::sign(
         &route.scheme,
         key,
@@ -72,7 +76,7 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
             url: &url,
             body: args.data.as_bytes(),
             timestamp: SystemClock.now_unix(),
-            id: &format!("msg_demo_{}", SystemClock.now_unix()),
+            id: &delivery_id,
         },
     )
     .map_err(anyhow::Error::msg)?;
@@ -82,6 +86,17 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
         "curl -sS -X POST {} -H 'Content-Type: application/json'",
         shell_quote(&target)
     );
+    let mut headers = headers;
+    // Senders give each delivery its own id; without one, a second run of the same command
+    // would be answered as a duplicate of the first.
+    if let Some(name) = route.scheme.delivery_id_header() {
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+        {
+            headers.push((name.to_string(), delivery_id.clone()));
+        }
+    }
     for (name, value) in headers {
         command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
     }
