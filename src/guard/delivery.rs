@@ -46,13 +46,39 @@ pub fn delivery_id(
     Some(id)
 }
 
-/// A top-level string or integer field of a JSON object body.
+/// A top-level string or integer field of a JSON object body. The rest of the document is
+/// only scanned, not built, so a large body costs no allocations.
 fn json_field(body: &[u8], field: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match value.get(field)? {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        _ => None,
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(&mut deserializer, FieldVisitor { field }).ok()?
+}
+
+/// Finds one key of a JSON object and skips every other value.
+struct FieldVisitor<'a> {
+    field: &'a str,
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldVisitor<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if found.is_none() && key == self.field {
+                found = match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(text) => Some(text),
+                    serde_json::Value::Number(number) => Some(number.to_string()),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -94,6 +120,13 @@ mod tests {
             br#"{"id":"evt_1","object":"event"}"#,
         );
         assert_eq!(found.as_deref(), Some("evt_1"));
+    }
+
+    #[test]
+    fn json_id_is_the_top_level_field() {
+        let body = br#"{"data":{"id":"inner","items":[{"id":1}]},"id":"evt_2","x":[1,2]}"#;
+        let found = delivery_id(&DeliveryId::Auto, &Scheme::Stripe, &headers(&[]), body);
+        assert_eq!(found.as_deref(), Some("evt_2"));
     }
 
     #[test]

@@ -96,7 +96,9 @@ impl Guards {
                 });
             }
         }
-        if let Some(limit) = guards.failed_verify_limit {
+        // A scheme without secrets never fails verification, so its requests skip the lookup.
+        let verifies = route.scheme.needs_keys();
+        if let Some(limit) = guards.failed_verify_limit.filter(|_| verifies) {
             let key = guard::failure_key(client);
             let wait = self.store_call(route, self.store.take(&key, limit, true).await, None)?;
             if let Some(wait) = wait {

@@ -12,7 +12,7 @@ use pingora::connectors::http::Connector;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, Result};
-use prometheus::{Histogram, IntGauge};
+use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::body;
@@ -38,6 +38,15 @@ pub struct LiveRoute {
     request_duration: Histogram,
     verify_duration: Histogram,
     body_size: Histogram,
+    upstream_duration: Histogram,
+    clock_skew: Histogram,
+    forwarded: IntCounter,
+    report_only: IntCounter,
+    /// Upstream responses by status class, `1xx` to `5xx`.
+    responses: [IntCounter; 5],
+    /// Verified requests by the index of the secret that matched; one `none` entry when the
+    /// scheme has no secrets.
+    secret_matches: Vec<IntCounter>,
     /// Permits for requests in flight to this route's upstream, shared by routes that use it.
     slots: Arc<Semaphore>,
 }
@@ -52,6 +61,21 @@ impl LiveRoute {
             request_duration: METRICS.request_duration.with_label_values(&[name]),
             verify_duration: METRICS.verify_duration.with_label_values(&[name]),
             body_size: METRICS.body_size.with_label_values(&[name]),
+            upstream_duration: METRICS.upstream_duration.with_label_values(&[name]),
+            clock_skew: METRICS.clock_skew.with_label_values(&[name]),
+            forwarded: METRICS.requests.with_label_values(&[name, "forwarded"]),
+            report_only: METRICS.requests.with_label_values(&[name, "report_only"]),
+            responses: ["1xx", "2xx", "3xx", "4xx", "5xx"]
+                .map(|class| METRICS.upstream_responses.with_label_values(&[name, class])),
+            secret_matches: if route.key_labels.is_empty() {
+                vec![METRICS.secret_matches.with_label_values(&[name, "none"])]
+            } else {
+                route
+                    .key_labels
+                    .iter()
+                    .map(|label| METRICS.secret_matches.with_label_values(&[name, label]))
+                    .collect()
+            },
             slots,
             route,
         }
@@ -171,7 +195,7 @@ impl Rules {
 
         let verified = match self.verify(session, live, &body) {
             Ok(verified) => {
-                self.record_verified(route, &verified);
+                self.record_verified(live, &verified);
                 Ok(verified)
             }
             Err(failure) if route.report_only => {
@@ -232,19 +256,15 @@ impl Rules {
             }
         };
         log.status = Some(exchange.forwarded.status);
-        let outcome = if verified.is_ok() {
-            "forwarded"
-        } else {
-            "report_only"
-        };
+        let report_failure = verified.is_err();
         match forward::relay(&self.connector, &live.peer, session, exchange).await {
             Ok(done) => {
-                record_forward(name, outcome, &done);
+                record_forward(live, report_failure, &done);
                 tracing::debug!(route = name, status = done.status, "forwarded");
                 Ok(())
             }
             Err((done, cause)) => {
-                record_forward(name, outcome, &done);
+                record_forward(live, report_failure, &done);
                 Err(cause
                     .into_up()
                     .more_context(format!("route {name}: response relay broken")))
@@ -316,18 +336,14 @@ impl Rules {
         marks
     }
 
-    fn record_verified(&self, route: &Route, verified: &Verified) {
-        let name = route.name.as_str();
-        METRICS
-            .secret_matches
-            .with_label_values(&[name, key_label(route, verified)])
-            .inc();
+    fn record_verified(&self, live: &LiveRoute, verified: &Verified) {
+        let matches = &live.secret_matches;
+        if let Some(counter) = matches.get(verified.key_index).or(matches.first()) {
+            counter.inc();
+        }
         if let Some(signed_at) = verified.timestamp {
             let skew = self.clock.now_unix().saturating_sub(signed_at);
-            METRICS
-                .clock_skew
-                .with_label_values(&[name])
-                .observe(skew as f64);
+            live.clock_skew.observe(skew as f64);
         }
     }
 
@@ -463,14 +479,16 @@ fn allowed_methods(route: &Route) -> String {
     names.join(", ")
 }
 
-fn record_forward(route: &str, outcome: &str, done: &forward::Forwarded) {
-    METRICS.requests.with_label_values(&[route, outcome]).inc();
-    METRICS
-        .upstream_responses
-        .with_label_values(&[route, metrics::status_class(done.status)])
-        .inc();
-    METRICS
-        .upstream_duration
-        .with_label_values(&[route])
+/// Counts a forwarded request; `report_failure` marks one that failed verification in
+/// report mode.
+fn record_forward(live: &LiveRoute, report_failure: bool, done: &forward::Forwarded) {
+    if report_failure {
+        live.report_only.inc();
+    } else {
+        live.forwarded.inc();
+    }
+    let class = usize::from(done.status / 100).clamp(1, 5) - 1;
+    live.responses[class].inc();
+    live.upstream_duration
         .observe(done.upstream_duration.as_secs_f64());
 }
