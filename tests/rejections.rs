@@ -7,10 +7,11 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::client::{self, Connection, Response};
+use common::client::{self, Connection};
 use common::upstream::{Behavior, Upstream};
 use common::{
-    closed_port, github_signature, now, route, slack_signature, stripe_signature, Gateway,
+    assert_rejects, closed_port, github_signature, now, route, slack_signature, stripe_signature,
+    Gateway,
 };
 
 const GITHUB_SECRET: &str = "rejections-github-secret";
@@ -88,38 +89,6 @@ fn head_of(request: &[u8]) -> &[u8] {
         .position(|w| w == b"\r\n\r\n")
         .expect("request has a header block");
     &request[..end + 4]
-}
-
-/// Runs `send` and checks the rejection it provokes: `status`, the JSON `error` field and
-/// `hookgate_rejections_total` for `route` and `reason` moving by exactly one.
-fn assert_rejects(
-    gateway: &Gateway,
-    route: &str,
-    status: u16,
-    reason: &str,
-    send: impl FnOnce() -> Response,
-) -> Response {
-    let before = gateway.rejections(route, reason);
-
-    let response = send();
-
-    assert_eq!(
-        response.status,
-        status,
-        "status for {reason}; body: {}",
-        response.body_text()
-    );
-    assert_eq!(response.reason(), reason, "JSON error field");
-    assert_eq!(
-        response.header("content-type").as_deref(),
-        Some("application/json")
-    );
-    assert_eq!(
-        gateway.rejections(route, reason) - before,
-        1.0,
-        "hookgate_rejections_total{{reason=\"{reason}\",route=\"{route}\"}} did not move by 1"
-    );
-    response
 }
 
 fn assert_upstream_untouched(upstream: &Upstream) {
