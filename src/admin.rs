@@ -1,6 +1,6 @@
 //! The admin listener: `/metrics` in the Prometheus text format, `/healthz` (the process is
 //! alive) and `/readyz` (the config is loaded, the listeners are bound, the webhook service
-//! has started and the shared store answers).
+//! has started and the shared store responds).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

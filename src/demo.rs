@@ -88,7 +88,7 @@ pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
     );
     let mut headers = headers;
     // Senders give each delivery its own id; without one, a second run of the same command
-    // would be answered as a duplicate of the first.
+    // would get the duplicate response instead of reaching the upstream.
     if let Some(name) = route.scheme.delivery_id_header() {
         if !headers
             .iter()

@@ -9,8 +9,8 @@
 //!   404/405/400 ◀┘  413/408/400 ◀┘  400/401 ◀┘   502/504 ◀┘
 //! ```
 //!
-//! `config` turns `gateway.yaml` into the validated model these stages use, `reject` holds
-//! every refusal, and `metrics` every Prometheus series.
+//! `config` turns `gateway.yaml` into the validated model these stages use, `reject` contains
+//! every rejection, and `metrics` every Prometheus series.
 
 pub mod admin;
 pub mod cli;

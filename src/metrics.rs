@@ -57,8 +57,8 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
 impl Metrics {
     #[allow(clippy::expect_used)]
     fn register() -> Metrics {
-        // Registration only fails on a duplicate or invalid name, a programming error that the
-        // unit tests catch, so a panic here cannot come from input.
+        // Registration only fails on a duplicate or invalid name. Every integration test starts
+        // the gateway, which registers them all, so a panic here cannot come from input.
         let metrics = Metrics {
             requests: register_int_counter_vec!(
                 "hookgate_requests_total",

@@ -16,7 +16,7 @@ use crate::tls::CertWatch;
 /// How often watched files are checked for changes.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// What the reload thread needs to rebuild the rules.
+/// State of the reload thread: the config source and what rebuilds the rules.
 pub struct Reloader {
     pub path: PathBuf,
     pub watch: bool,

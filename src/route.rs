@@ -79,7 +79,7 @@ impl<T> RouteTable<T> {
     }
 }
 
-/// The request's host, lower case and without port: the URI's authority (HTTP/2 and
+/// Returns the request's host, lower case and without port: the URI's authority (HTTP/2 and
 /// absolute-form requests), else the `Host` header.
 pub fn request_host(header: &pingora::http::RequestHeader) -> Option<String> {
     let from_uri = header.uri.host().map(str::to_string);
@@ -93,11 +93,13 @@ pub fn request_host(header: &pingora::http::RequestHeader) -> Option<String> {
         .map(|h| h.to_ascii_lowercase())
 }
 
-/// Whether `path` could mean a different path to an upstream that normalizes or decodes
-/// it: a `.` or `..` segment (also with `;parameters`, which Tomcat and Spring strip), a
-/// percent-encoded dot, slash, backslash or percent sign (double encoding), an encoded byte
-/// outside ASCII (overlong UTF-8 dots), a `%` without two hex digits (IIS decodes `%u002e`),
-/// or a raw byte outside printable ASCII.
+/// Returns whether `path` could mean a different path to an upstream that normalizes or
+/// decodes it. That is the case for:
+/// - a `.` or `..` segment, also followed by `;parameters`, which Tomcat and Spring strip;
+/// - a percent-encoded dot, slash, backslash or percent sign (double encoding);
+/// - an encoded byte outside ASCII, as in overlong UTF-8 dots;
+/// - a `%` without two hex digits, since IIS decodes `%u002e` as a dot;
+/// - a raw byte outside printable ASCII.
 pub fn is_ambiguous(path: &str) -> bool {
     if path
         .bytes()

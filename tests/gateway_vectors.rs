@@ -1,6 +1,6 @@
 //! Every case in `tests/vectors/` sent through the running gateway, with the gateway's clock
 //! fixed at the case's `now`: valid cases reach the upstream byte for byte, every other case
-//! is answered with a 4xx and never reaches it.
+//! gets a 4xx response and never reaches it.
 
 mod common;
 
@@ -88,8 +88,8 @@ fn url_parts(case: &Case) -> Option<(String, String)> {
     Some((origin, target))
 }
 
-/// The preset a case is configured with: GitHub's legacy cases carry only the SHA-1 header,
-/// which needs the `github-sha1` opt-in.
+/// Returns the preset a case is configured with. GitHub's legacy cases carry only the SHA-1
+/// header, which needs the `github-sha1` opt-in.
 fn provider_for(case: &Case) -> &str {
     let has = |name: &str| {
         case.headers
@@ -103,8 +103,8 @@ fn provider_for(case: &Case) -> &str {
     }
 }
 
-/// Whether every secret of the case can become a key; a secret that cannot is a config error
-/// that stops start-up, so such a case never reaches a running gateway.
+/// Returns whether every secret of the case can become a key. A secret that cannot is a config
+/// error that stops start-up, so such a case never reaches a running gateway.
 fn secrets_load(case: &Case) -> bool {
     let scheme = Scheme::preset(provider_for(case)).expect("preset exists");
     case.secrets

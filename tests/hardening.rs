@@ -44,7 +44,7 @@ fn signed(path: &str, body: &[u8], delivery: &str) -> Vec<u8> {
     )
 }
 
-/// An upstream that answers the requests it reads, on any connection, with `replies` in
+/// Starts an upstream that responds to the requests it reads, on any connection, with `replies` in
 /// turn. A `None` reply, or running out of replies, closes the connection after the read.
 /// Counts every request read.
 fn scripted_upstream(replies: Vec<Option<&'static str>>) -> (String, Arc<AtomicUsize>) {

@@ -29,7 +29,7 @@ fn signed(path: &str, secret: &str, delivery: &str) -> Vec<u8> {
     )
 }
 
-/// A config with the github route accepting `secrets` (file paths), plus a route `extra` on
+/// Builds a config with the github route accepting `secrets` (file paths), plus a route `extra` on
 /// `/hooks/extra` when `with_extra` is set.
 fn config(upstream: &str, secrets: &[&std::path::Path], with_extra: bool, report: bool) -> String {
     let secrets: Vec<String> = secrets

@@ -151,7 +151,7 @@ fn sni_selects_certificate() {
     assert_eq!(upstream.requests().len(), 3);
 }
 
-/// An HTTPS upstream in Python with the given certificate, answering 200 to every request.
+/// An HTTPS upstream in Python with the given certificate, responding 200 to every request.
 struct TlsUpstream {
     child: Child,
     port: u16,
@@ -253,7 +253,7 @@ fn tls_upstream_verified_with_configured_ca() {
     assert_eq!(response.reason(), "upstream_unreachable");
 }
 
-/// A rustls client connection that stays open across requests.
+/// Opens a rustls client connection that stays open across requests.
 fn open_tls(
     gateway: &Gateway,
     host: &str,

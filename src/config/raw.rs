@@ -76,7 +76,7 @@ pub struct RawServer {
     pub reject_warning_threshold: Option<u64>,
     /// CIDR blocks of proxies whose `X-Forwarded-For` names the client. Default: none.
     pub trusted_proxies: Option<Vec<String>>,
-    /// Header that tells the upstream how a request was verified. Default: none.
+    /// Header that carries to the upstream how a request was verified. Default: none.
     pub verified_header: Option<String>,
     /// Bytes of request bodies held in memory at once, across all requests. Default: 256MiB.
     #[serde(default, deserialize_with = "text_or_number")]

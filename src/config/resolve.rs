@@ -76,7 +76,7 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .and_then(|v| deserialize::<RawAdmin>(v, "admin", &mut problems))
         .and_then(|raw| socket_address(&raw.address, "admin.address", &mut problems));
     if let Some(admin) = admin {
-        // Port 0 asks the system for a free port, so two such addresses never collide.
+        // Port 0 requests a free port from the system, so two such addresses never collide.
         if admin.port() != 0 && listeners.iter().any(|l| l.address == admin) {
             problems.add(
                 "admin.address",

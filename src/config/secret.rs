@@ -26,7 +26,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Where a secret came from, for error messages and logs; never the value.
+/// Describes where a secret came from, for error messages and logs, never its value.
 pub fn describe(raw: &RawSecret) -> String {
     match (&raw.env, &raw.file) {
         (Some(name), _) => format!("env {name}"),

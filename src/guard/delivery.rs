@@ -9,8 +9,8 @@ use crate::provider::Scheme;
 const MAX_ID_BYTES: usize = 128;
 
 /// Returns the delivery id of a verified request under `rule`. When the configured source is
-/// absent from the request, the signature header stands in, since a replay carries the same
-/// signature; `None` only when that is missing too.
+/// absent from the request, the signature header is used instead, because a replay carries the
+/// same signature. Returns `None` only when that is missing too.
 pub fn delivery_id(
     rule: &DeliveryId,
     scheme: &Scheme,
@@ -46,8 +46,8 @@ pub fn delivery_id(
     Some(id)
 }
 
-/// A top-level string or integer field of a JSON object body. The rest of the document is
-/// only scanned, not built, so a large body costs no allocations.
+/// Reads a top-level string or integer field of a JSON object body. The rest of the document
+/// is only scanned, not built, so a large body costs no allocations.
 fn json_field(body: &[u8], field: &str) -> Option<String> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     serde::Deserializer::deserialize_map(&mut deserializer, FieldVisitor { field }).ok()?

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use crate::config::{Guards, RateKey, RateLimit};
 
-/// Whether `client` may use a route with these guards.
+/// Returns whether `client` may use a route with these guards.
 pub fn is_allowed(guards: &Guards, client: Option<IpAddr>) -> bool {
     if guards.allow_ips.is_empty() {
         return true;
@@ -23,7 +23,7 @@ pub fn is_allowed(guards: &Guards, client: Option<IpAddr>) -> bool {
     guards.allow_ips.iter().any(|net| net.contains(&client))
 }
 
-/// The store key of the bucket a request falls into under `limit` on `route`.
+/// Returns the store key of the bucket a request falls into under `limit` on `route`.
 pub fn rate_key(
     route: &str,
     limit: &RateLimit,
@@ -47,7 +47,7 @@ pub fn rate_key(
     }
 }
 
-/// The store key of a client's failed-verification bucket, shared by all routes.
+/// Returns the store key of a client's failed-verification bucket, shared by all routes.
 pub fn failure_key(client: Option<IpAddr>) -> String {
     format!(
         "failed:{}",

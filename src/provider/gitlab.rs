@@ -1,5 +1,5 @@
 //! GitLab: `X-Gitlab-Token` carries the webhook's secret token verbatim. There is no MAC and no
-//! timestamp, so the body is not authenticated. The token only proves that the sender holds
+//! timestamp, so the body is not authenticated. The token only proves that the sender has
 //! it, and anyone who captures one request can send any other.
 //!
 //! The comparison hashes both tokens with SHA-256 and compares the digests in constant time,

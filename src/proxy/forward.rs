@@ -43,14 +43,14 @@ pub struct Forwarded {
     pub upstream_duration: Duration,
 }
 
-/// A request the upstream has answered with a final response header.
+/// A request for which the upstream has sent its final response header.
 pub struct Exchange {
     upstream: HttpSession,
     pub forwarded: Forwarded,
 }
 
 /// Sends the request and reads the upstream's final response header. On failure nothing has
-/// been written to the client yet, and the rejection says what to answer.
+/// been written to the client yet, and the returned rejection is the response to send.
 pub async fn send_request(
     connector: &Connector,
     peer: &HttpPeer,

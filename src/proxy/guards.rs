@@ -20,7 +20,7 @@ use crate::store::{Claim, Store, StoreError};
 /// response and the store round trips.
 const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
 
-/// Least time between two warnings about the store being unavailable.
+/// Minimum time between two warnings about the store being unavailable.
 const STORE_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A rejection with the `Retry-After` delay it carries, if any.
@@ -38,11 +38,11 @@ impl From<Reject> for Refusal {
     }
 }
 
-/// What duplicate detection decided for a verified request.
+/// Decision of duplicate detection for a verified request.
 pub enum Delivery {
     /// Forward it; the id, if any, must be finished with [`Guards::finish`].
     Forward(Option<String>),
-    /// An earlier request with the same id was delivered: answer without forwarding.
+    /// An earlier request with the same id was delivered, so respond without forwarding.
     Duplicate,
 }
 
@@ -96,7 +96,8 @@ impl Guards {
                 });
             }
         }
-        // A scheme without secrets never fails verification, so its requests skip the lookup.
+        // A scheme without secrets (`none`) accepts every request, so its requests skip the
+        // lookup.
         let verifies = route.scheme.needs_keys();
         if let Some(limit) = guards.failed_verify_limit.filter(|_| verifies) {
             let key = guard::failure_key(client);

@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 
 use crate::reject::Reject;
 
-/// What the access log reports about one request, filled in as the pipeline runs.
+/// Access log record of one request, filled in as the pipeline runs.
 #[derive(Default)]
 pub struct RequestLog {
     /// Whether the rules the request ran under ask for an access log line.

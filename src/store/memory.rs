@@ -20,7 +20,8 @@ struct Delivery {
 }
 
 impl MemoryStore {
-    /// A store that keeps at most `max_entries` delivery ids and as many rate-limit buckets.
+    /// Creates a store that keeps at most `max_entries` delivery ids and as many rate-limit
+    /// buckets.
     pub fn new(max_entries: usize) -> Self {
         MemoryStore {
             deliveries: Mutex::new(Bounded::new(max_entries)),

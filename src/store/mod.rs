@@ -93,7 +93,7 @@ impl Store {
         }
     }
 
-    /// Checks that the store answers; always true for memory.
+    /// Checks that the store responds; always true for memory.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// Longest time a test waits for one response.
+/// Maximum time a test waits for one response.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The `error` field of a JSON rejection body.
+    /// Returns the `error` field of a JSON rejection body.
     pub fn reason(&self) -> String {
         serde_json::from_slice::<serde_json::Value>(&self.body)
             .ok()
@@ -128,7 +128,7 @@ pub fn send(addr: SocketAddr, request: &[u8]) -> Response {
     Connection::open(addr).send(request)
 }
 
-/// A request with `Content-Length` framing and the given extra headers.
+/// Builds a request with `Content-Length` framing and the given extra headers.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut bytes = format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\n").into_bytes();
     for (name, value) in headers {
@@ -139,7 +139,8 @@ pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) 
     bytes
 }
 
-/// A request whose body is sent in the given chunks with `Transfer-Encoding: chunked`.
+/// Builds a request whose body is sent in the given chunks with
+/// `Transfer-Encoding: chunked`.
 pub fn chunked_request(path: &str, headers: &[(&str, &str)], chunks: &[&[u8]]) -> Vec<u8> {
     let mut bytes = format!("POST {path} HTTP/1.1\r\nHost: gateway.test\r\n").into_bytes();
     for (name, value) in headers {

@@ -11,11 +11,11 @@ use super::client::{read_body, read_head};
 
 #[derive(Clone)]
 pub enum Behavior {
-    /// Answer with this status and body, keeping the connection open.
+    /// Respond with this status and body, keeping the connection open.
     Respond { status: u16, body: Vec<u8> },
-    /// Answer with a chunked body made of these chunks.
+    /// Respond with a chunked body made of these chunks.
     RespondChunked { status: u16, chunks: Vec<Vec<u8>> },
-    /// Read the request, then never answer.
+    /// Read the request, then never respond.
     Hang,
     /// Read the request, wait until `gate` opens, then respond with this status, so a test
     /// decides how long each request stays in flight.
