@@ -12,17 +12,21 @@
 #   WARMUP=2            seconds of the warm-up run per config and size
 #   CONNECTIONS=64      wrk connections
 #   SIZES="1024 65536"  body sizes in bytes
-#   CONFIGS             the six configs below, or a subset
+#   CONFIGS             the seven configs below, or a subset
 #   LOAD=1 MEMORY=1     0 skips the load runs or the memory scenarios
 #   OUT_DIR=/tmp/hookgate-load   raw results and summary.md; emptied first
-#   BASE_PORT=18080     ports BASE_PORT+1 to BASE_PORT+7 must be free
+#   BASE_PORT=18080     ports BASE_PORT+1 to BASE_PORT+8 must be free
 #   HOOKGATE_BIN        a prebuilt binary to measure; without it, load.sh runs
 #                       `cargo build --release --locked` (into CARGO_TARGET_DIR, else target/)
 #                       so that the binary matches the source tree
+#   PINGORA_BIN         a prebuilt `pingora-passthrough` example; built beside hookgate
+#                       unless set
 #
 # Configs, each measured at every body size:
 #   direct              wrk straight to the upstream
 #   nginx               nginx proxy_pass in front of the upstream
+#   pingora             plain Pingora passthrough (benches/load/pingora_passthrough.rs):
+#                       what the framework costs without hookgate's pipeline
 #   none                hookgate, route without verification or replay detection
 #   github, stripe, standard-webhooks
 #                       hookgate verifying that scheme, replay detection on; every request
@@ -42,7 +46,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 SIZES=${SIZES:-"1024 65536"}
-CONFIGS=${CONFIGS:-"direct nginx none github stripe standard-webhooks"}
+CONFIGS=${CONFIGS:-"direct nginx pingora none github stripe standard-webhooks"}
 LOAD=${LOAD:-1}
 MEMORY=${MEMORY:-1}
 BASE_PORT=${BASE_PORT:-18080}
@@ -56,6 +60,7 @@ HOOKGATE_ADMIN_PORT=$((BASE_PORT + 4))
 MEMORY_HOOKGATE_PORT=$((BASE_PORT + 5))
 MEMORY_HOOKGATE_ADMIN_PORT=$((BASE_PORT + 6))
 MEMORY_NGINX_PORT=$((BASE_PORT + 7))
+PINGORA_PORT=$((BASE_PORT + 8))
 
 # Deliveries in a cycled list for configs without replay detection.
 CYCLED_LIST_ENTRIES=1000
@@ -127,7 +132,7 @@ check_machine() {
     [[ $NOFILE == unlimited ]] && NOFILE=65536 && ulimit -n "$NOFILE"
     ((NOFILE >= 12000)) || die "open-file limit $NOFILE is below the 12000 needed; raise it with ulimit -n"
     local port
-    for port in $(seq $((BASE_PORT + 1)) $((BASE_PORT + 7))); do
+    for port in $(seq $((BASE_PORT + 1)) $((BASE_PORT + 8))); do
         if ss -Htln "sport = :$port" | grep -q .; then
             die "port $port is in use; stop its process or set BASE_PORT"
         fi
@@ -141,6 +146,12 @@ build_hookgate() {
             die "cargo build --release failed"
     fi
     [[ -x $BIN ]] || die "no hookgate binary at $BIN; set HOOKGATE_BIN"
+    if [[ -z ${PINGORA_BIN:-} ]]; then
+        (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked -q \
+            --example pingora-passthrough) || die "cargo build --example pingora-passthrough failed"
+    fi
+    PINGORA_BIN=${PINGORA_BIN:-$TARGET/release/examples/pingora-passthrough}
+    [[ -x $PINGORA_BIN ]] || die "no pingora-passthrough binary at $PINGORA_BIN; set PINGORA_BIN"
 }
 
 # Names the source the binary was built from: the commit, and whether the tree differed.
@@ -208,6 +219,15 @@ start_hookgate() {
     wait_for_port "$admin_port"
 }
 
+# Starts the plain Pingora proxy on core 1. Sets PINGORA_PID.
+start_pingora() {
+    taskset -c "$PROXY_CORE" "$PINGORA_BIN" "127.0.0.1:$PINGORA_PORT" "127.0.0.1:$UPSTREAM_PORT" \
+        >"$OUT/pingora.log" 2>&1 &
+    PINGORA_PID=$!
+    STARTED_PIDS+=("$PINGORA_PID")
+    wait_for_port "$PINGORA_PORT"
+}
+
 write_secrets() {
     mkdir -p "$OUT/secrets"
     printf 'bench-github-%s' "$(head -c 12 /dev/urandom | base64)" >"$OUT/secrets/github"
@@ -220,6 +240,7 @@ url_of() {
     case $config in
         direct) echo "http://127.0.0.1:$UPSTREAM_PORT/hooks/none" ;;
         nginx) echo "http://127.0.0.1:$NGINX_PORT/hooks/none" ;;
+        pingora) echo "http://127.0.0.1:$PINGORA_PORT/hooks/none" ;;
         *) echo "http://127.0.0.1:$HOOKGATE_PORT/hooks/$config" ;;
     esac
 }
@@ -228,6 +249,7 @@ proxy_pid_of() {
     case $1 in
         direct) echo "" ;;
         nginx) echo "$PROXY_NGINX_WORKER" ;;
+        pingora) echo "$PINGORA_PID" ;;
         *) echo "$HOOKGATE_PID" ;;
     esac
 }
@@ -247,7 +269,7 @@ snapshot() {
 # just before their run, with enough deliveries that none repeats.
 request_list() {
     local config=$1 size=$2 seconds=$3
-    if [[ $config == direct || $config == nginx || $config == none ]]; then
+    if [[ $config == direct || $config == nginx || $config == pingora || $config == none ]]; then
         echo "$OUT/lists/none-$size.txt"
         return
     fi
@@ -398,6 +420,7 @@ main() {
     start_nginx proxy "$HERE/nginx-proxy.conf.in" "$PROXY_CORE" "$NGINX_PORT"
     PROXY_NGINX_WORKER=$NGINX_WORKER
     start_hookgate hookgate "$HOOKGATE_PORT" "$HOOKGATE_ADMIN_PORT"
+    start_pingora
 
     timeout 30 python3 "$HERE/client.py" check --port "$HOOKGATE_PORT" --secrets "$OUT/secrets" \
         --path /hooks/none=none --path /hooks/github=github --path /hooks/stripe=stripe \
@@ -405,6 +428,8 @@ main() {
         die "a signed request through hookgate did not get 200 ok"
     timeout 30 python3 "$HERE/client.py" check --port "$NGINX_PORT" --secrets "$OUT/secrets" \
         --path /hooks/none=none >/dev/null || die "a request through nginx did not get 200 ok"
+    timeout 30 python3 "$HERE/client.py" check --port "$PINGORA_PORT" --secrets "$OUT/secrets" \
+        --path /hooks/none=none >/dev/null || die "a request through Pingora did not get 200 ok"
 
     {
         echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

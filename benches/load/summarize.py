@@ -19,6 +19,7 @@ HOOKGATE_CONFIGS = ("none", "github", "stripe", "standard-webhooks")
 CONFIG_NAMES = {
     "direct": "upstream direct",
     "nginx": "nginx proxy_pass",
+    "pingora": "plain Pingora passthrough",
     "none": "hookgate, `provider: none`",
     "github": "hookgate, github",
     "stripe": "hookgate, stripe",
