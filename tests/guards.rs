@@ -182,10 +182,8 @@ fn repeat_after_delivery_is_duplicate() {
         1,
         "the repeat reached the upstream"
     );
-    assert_eq!(
-        gateway.metric("hookgate_requests_total{outcome=\"forwarded\",route=\"github\"}"),
-        1.0
-    );
+    let forwarded = "hookgate_requests_total{outcome=\"forwarded\",route=\"github\"}";
+    assert_eq!(gateway.wait_for_metric(forwarded, 1.0, UPSTREAM_WAIT), 1.0);
 }
 
 #[test]

@@ -222,8 +222,12 @@ fn report_mode_forwards_tampered_request_marked() {
         "an unverified request is not marked verified"
     );
     assert_eq!(gateway.rejections("github", "signature_invalid"), 1.0);
-    let reported =
-        gateway.metric(r#"hookgate_requests_total{outcome="report_only",route="github"}"#);
+    // The counter moves once the response has been relayed, so a scrape can run just ahead.
+    let reported = gateway.wait_for_metric(
+        r#"hookgate_requests_total{outcome="report_only",route="github"}"#,
+        1.0,
+        Duration::from_secs(5),
+    );
     assert_eq!(reported, 1.0);
 }
 
