@@ -96,17 +96,16 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// Finds Stripe's top-level `id`, placed after every other field so the whole body is scanned.
+/// Finds Stripe's top-level `id`: first, as Stripe sends it, and last, after every other
+/// field, so that the whole body is scanned.
 fn delivery_ids(c: &mut Criterion) {
     let mut group = c.benchmark_group("delivery_id");
     let headers = http::HeaderMap::new();
     for size in [1024usize, 64 * 1024] {
-        let body = json_event(size);
-        group.throughput(Throughput::Bytes(size as u64));
-        group.bench_with_input(
-            BenchmarkId::new("stripe-json-id", size),
-            &body,
-            |b, body| {
+        for (label, id_first) in [("stripe-id-first", true), ("stripe-id-last", false)] {
+            let body = json_event(size, id_first);
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_with_input(BenchmarkId::new(label, size), &body, |b, body| {
                 b.iter(|| {
                     delivery_id(
                         &DeliveryId::Auto,
@@ -115,16 +114,20 @@ fn delivery_ids(c: &mut Criterion) {
                         black_box(body),
                     )
                 })
-            },
-        );
+            });
+        }
     }
     group.finish();
 }
 
-/// Builds a JSON object of `size` bytes with line items first and `id` last.
-fn json_event(size: usize) -> Vec<u8> {
-    let tail = r#"],"id":"evt_bench_0001"}"#;
-    let mut body = br#"{"object":"event","items":["#.to_vec();
+/// Builds a JSON object of `size` bytes of line items, with `id` first or last.
+fn json_event(size: usize, id_first: bool) -> Vec<u8> {
+    let (head, tail) = if id_first {
+        (r#"{"id":"evt_bench_0001","items":["#, "]}")
+    } else {
+        (r#"{"items":["#, r#"],"id":"evt_bench_0001"}"#)
+    };
+    let mut body = head.as_bytes().to_vec();
     let item = br#"{"sku":"sku_0001","qty":1},"#;
     while body.len() + item.len() + tail.len() < size {
         body.extend_from_slice(item);

@@ -46,39 +46,48 @@ pub fn delivery_id(
     Some(id)
 }
 
-/// Reads a top-level string or integer field of a JSON object body. The rest of the document
-/// is only scanned, not built, so a large body costs no allocations.
+/// Reads a top-level string or integer field of a JSON object body. The document is scanned,
+/// not built, and only up to the field, so the cost is that of the bytes before it.
 fn json_field(body: &[u8], field: &str) -> Option<String> {
+    let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde::Deserializer::deserialize_map(&mut deserializer, FieldVisitor { field }).ok()?
+    let visitor = FieldVisitor {
+        field,
+        found: &mut found,
+    };
+    // The visitor stops reading at the field, so the deserializer reports an unfinished
+    // object even when the field was found.
+    let _ = serde::Deserializer::deserialize_map(&mut deserializer, visitor);
+    found
 }
 
-/// Finds one key of a JSON object and skips every other value.
+/// Visitor that finds one key of a JSON object and skips the values before it.
 struct FieldVisitor<'a> {
     field: &'a str,
+    found: &'a mut Option<String>,
 }
 
 impl<'de> serde::de::Visitor<'de> for FieldVisitor<'_> {
-    type Value = Option<String>;
+    type Value = ();
 
     fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("a JSON object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.field {
-                found = match map.next_value::<serde_json::Value>()? {
-                    serde_json::Value::String(text) => Some(text),
-                    serde_json::Value::Number(number) => Some(number.to_string()),
-                    _ => None,
-                };
-            } else {
+            if key != self.field {
                 map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
             }
+            *self.found = match map.next_value::<serde_json::Value>()? {
+                serde_json::Value::String(text) => Some(text),
+                serde_json::Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            };
+            return Err(serde::de::Error::custom("field found"));
         }
-        Ok(found)
+        Ok(())
     }
 }
 
@@ -127,6 +136,25 @@ mod tests {
         let body = br#"{"data":{"id":"inner","items":[{"id":1}]},"id":"evt_2","x":[1,2]}"#;
         let found = delivery_id(&DeliveryId::Auto, &Scheme::Stripe, &headers(&[]), body);
         assert_eq!(found.as_deref(), Some("evt_2"));
+    }
+
+    #[test]
+    fn json_id_found_before_rest_is_read() {
+        let body = br#"{"id":"evt_3","data":{"truncated":"#;
+        let found = delivery_id(&DeliveryId::Auto, &Scheme::Stripe, &headers(&[]), body);
+        assert_eq!(found.as_deref(), Some("evt_3"));
+    }
+
+    #[test]
+    fn json_id_that_is_not_text_falls_back() {
+        let request = headers(&[("stripe-signature", "t=1,v1=00")]);
+        let found = delivery_id(
+            &DeliveryId::Auto,
+            &Scheme::Stripe,
+            &request,
+            br#"{"id":null}"#,
+        );
+        assert_eq!(found.as_deref(), Some("sig:t=1,v1=00"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! HMAC computation and constant-time comparison against received signatures.
 
-use hmac::digest::KeyInit;
+use hmac::digest::{CtOutput, KeyInit, Output, OutputSizeUser};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
@@ -81,9 +81,14 @@ fn find_key_with<M: Mac + KeyInit + Clone>(
         for part in message {
             mac.update(part);
         }
-        signatures
-            .iter()
-            .any(|signature| mac.clone().verify_slice(signature).is_ok())
+        // The MAC is finalized once per key, then compared with each signature in constant
+        // time. A length is not secret, and `clone_from_slice` needs it to match.
+        let tag = mac.finalize();
+        let tag_len = <M as OutputSizeUser>::output_size();
+        signatures.iter().any(|signature| {
+            signature.len() == tag_len
+                && tag == CtOutput::new(Output::<M>::clone_from_slice(signature))
+        })
     })
 }
 
