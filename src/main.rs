@@ -5,7 +5,7 @@ use clap::Parser;
 
 use hookgate::cli::{Cli, Command};
 use hookgate::clock::{Clock, FixedClock, SystemClock};
-use hookgate::{config, demo, server, telemetry};
+use hookgate::{config, demo, server, telemetry, tls};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            for warning in tls::expiry_warnings(&config) {
+                eprintln!("{}: {warning}", path.display());
+            }
             println!(
                 "{}: ok, {} listener(s), {} route(s)",
                 path.display(),

@@ -36,9 +36,21 @@ impl Ca {
 
     /// Writes the CA certificate and a leaf for `names` (cert and key PEM) into `dir`.
     fn issue(&self, dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
+        self.issue_with(dir, stem, names, |_| {})
+    }
+
+    /// Like [`Ca::issue`], with `adjust` applied to the leaf's parameters first.
+    fn issue_with(
+        &self,
+        dir: &Path,
+        stem: &str,
+        names: &[&str],
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> (PathBuf, PathBuf, PathBuf) {
         let key = KeyPair::generate().expect("leaf key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let params = CertificateParams::new(names).expect("leaf params");
+        let mut params = CertificateParams::new(names).expect("leaf params");
+        adjust(&mut params);
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
             .expect("leaf certificate");
@@ -413,6 +425,47 @@ fn check_reports_certificate_problems() {
         stderr.contains(":5:12: listeners[1].tls.cert: cannot read certificate file"),
         "{stderr}"
     );
+}
+
+#[test]
+fn check_warns_on_expired_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = Ca::new("expiry CA");
+    let (_, old_cert, old_key) = ca.issue_with(dir.path(), "old", &["old.test"], |params| {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let (_, new_cert, new_key) = ca.issue(dir.path(), "new", &["new.test"]);
+    let config = dir.path().join("gateway.yaml");
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:0\"\n    tls: {{ cert: \"{}\", key: \"{}\" }}\n  - address: \"127.0.0.1:0\"\n    tls: {{ cert: \"{}\", key: \"{}\" }}\nroutes:\n{}",
+        old_cert.display(),
+        old_key.display(),
+        new_cert.display(),
+        new_key.display(),
+        route("http://127.0.0.1:1", "")
+    );
+    std::fs::write(&config, yaml).expect("write config");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c"])
+        .arg(&config)
+        .env("HG_TLS_SECRET", SECRET)
+        .output()
+        .expect("run hookgate check");
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "an expired certificate is a warning: {stderr}"
+    );
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("old-cert.pem expired at 2021-01-01"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("new-cert.pem"), "{stderr}");
 }
 
 #[test]

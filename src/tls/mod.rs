@@ -6,4 +6,4 @@ mod certs;
 mod reload;
 
 pub use certs::{load_pair, CertStore, Loaded};
-pub use reload::{report_loaded, CertWatch};
+pub use reload::{expiry_warnings, report_loaded, CertWatch, Expiry};
