@@ -39,7 +39,7 @@ impl Ca {
         self.issue_with(dir, stem, names, |_| {})
     }
 
-    /// Like [`Ca::issue`], with `adjust` applied to the leaf's parameters first.
+    /// Writes the same files as [`Ca::issue`], applying `adjust` to the leaf's parameters first.
     fn issue_with(
         &self,
         dir: &Path,
