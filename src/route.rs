@@ -107,6 +107,17 @@ pub fn is_ambiguous(path: &str) -> bool {
     {
         return true;
     }
+    if path.contains('%') && has_ambiguous_escape(path) {
+        return true;
+    }
+    path.split('/').any(|segment| {
+        let name = segment.split(';').next().unwrap_or_default();
+        name == "." || name == ".."
+    })
+}
+
+/// Checks the percent-escapes of a path for the cases [`is_ambiguous`] lists.
+fn has_ambiguous_escape(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     let encoded = ["%2e", "%2f", "%5c", "%25"];
     if encoded.iter().any(|e| lower.contains(e)) {
@@ -121,17 +132,9 @@ pub fn is_ambiguous(path: &str) -> bool {
     if invalid_escape {
         return true;
     }
-    let encoded_high_byte = lower
-        .as_bytes()
+    bytes
         .windows(2)
-        .any(|w| w[0] == b'%' && matches!(w[1], b'8'..=b'9' | b'a'..=b'f'));
-    if encoded_high_byte {
-        return true;
-    }
-    path.split('/').any(|segment| {
-        let name = segment.split(';').next().unwrap_or_default();
-        name == "." || name == ".."
-    })
+        .any(|w| w[0] == b'%' && matches!(w[1], b'8'..=b'9' | b'a'..=b'f'))
 }
 
 /// Path of the route for display, used in start-up logs.

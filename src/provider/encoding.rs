@@ -36,7 +36,9 @@ impl Encoding {
                 if text.len() != 2 * mac_len || !lower_hex {
                     return Err(Failure::SignatureMalformed);
                 }
-                hex::decode(text).map_err(|_| Failure::SignatureMalformed)?
+                let mut bytes = vec![0; mac_len];
+                hex::decode_to_slice(text, &mut bytes).map_err(|_| Failure::SignatureMalformed)?;
+                bytes
             }
             Encoding::Base64 => {
                 // Checking the length first keeps an oversized header from being decoded.
