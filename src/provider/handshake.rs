@@ -1,0 +1,186 @@
+//! Handshakes that a sender makes before it delivers, answered by the gateway itself from
+//! the route's first secret, so that the upstream never sees them.
+//!
+//! - Zoom `endpoint.url_validation`: a POST whose JSON body carries `payload.plainToken`.
+//!   The answer is `{"plainToken": ..., "encryptedToken": hex HMAC-SHA256(secret, token)}`.
+//! - X (Twitter) challenge-response check: `GET ?crc_token=<token>`. The answer is
+//!   `{"response_token": "sha256=" + base64 HMAC-SHA256(consumer secret, token)}`.
+//!
+//! Both answers are MACs over text the client chooses, under the same secret that signs
+//! deliveries. So that an answer can never serve as a delivery signature, a token must be 1 to
+//! [`MAX_TOKEN_LEN`] characters of `A-Z a-z 0-9 - _`: Zoom signs `v0:...` and every JSON body
+//! starts with `{` or `[`, and neither fits. Slack's `url_verification` is signed like any
+//! event, so it is verified and forwarded, not answered here.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::{Algorithm, Failure, Key, Scheme};
+
+/// Longest token answered, in characters. Zoom's and X's tokens are far shorter.
+pub const MAX_TOKEN_LEN: usize = 128;
+
+/// A handshake answer: a JSON body sent with status 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub body: String,
+}
+
+/// Answers an X challenge-response check: a GET request with a `crc_token` query
+/// parameter to a `twitter` route. Returns `None` for any other request.
+pub fn answer_query(
+    scheme: &Scheme,
+    method: &str,
+    query: Option<&str>,
+    keys: &[Key],
+) -> Option<Result<Answer, Failure>> {
+    if !matches!(scheme, Scheme::Twitter) || method != "GET" {
+        return None;
+    }
+    let token = query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("crc_token="))?;
+    Some(token_mac(token, keys).map(|mac| {
+        Answer {
+            body:
+                serde_json::json!({ "response_token": format!("sha256={}", STANDARD.encode(mac)) })
+                    .to_string(),
+        }
+    }))
+}
+
+/// Answers a Zoom `endpoint.url_validation` request to a `zoom` route. Returns `None` for
+/// any other request, including a body that is not JSON.
+pub fn answer_body(scheme: &Scheme, body: &[u8], keys: &[Key]) -> Option<Result<Answer, Failure>> {
+    if !matches!(scheme, Scheme::Zoom) {
+        return None;
+    }
+    let event: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if event.get("event")?.as_str()? != "endpoint.url_validation" {
+        return None;
+    }
+    let Some(token) = event
+        .pointer("/payload/plainToken")
+        .and_then(|t| t.as_str())
+    else {
+        return Some(Err(Failure::SignedHeaderMalformed));
+    };
+    Some(token_mac(token, keys).map(|mac| {
+        Answer {
+            body: serde_json::json!({ "plainToken": token, "encryptedToken": hex::encode(mac) })
+                .to_string(),
+        }
+    }))
+}
+
+/// Computes HMAC-SHA256 of `token` under the first key that holds a secret.
+fn token_mac(token: &str, keys: &[Key]) -> Result<Vec<u8>, Failure> {
+    let valid = !token.is_empty()
+        && token.len() <= MAX_TOKEN_LEN
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(Failure::SignedHeaderMalformed);
+    }
+    let key = keys
+        .iter()
+        .find(|key| key.secret().is_some())
+        .ok_or(Failure::SignatureInvalid)?;
+    Ok(Algorithm::Sha256.compute(key, &[token.as_bytes()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::test_support::hmac_sha256;
+    use crate::provider::KeyError;
+
+    const SECRET: &[u8] = b"handshake-secret";
+
+    fn keys(scheme: &Scheme) -> Result<Vec<Key>, KeyError> {
+        Ok(vec![scheme.derive_key(SECRET)?])
+    }
+
+    #[test]
+    fn twitter_crc_answer() -> Result<(), KeyError> {
+        let token = "9b4507b3-9040-4669-9ca3-6b94edb50553";
+        let expected = format!(
+            "sha256={}",
+            STANDARD.encode(hmac_sha256(SECRET, &[token.as_bytes()]))
+        );
+
+        let answer = answer_query(
+            &Scheme::Twitter,
+            "GET",
+            Some(&format!("x=1&crc_token={token}")),
+            &keys(&Scheme::Twitter)?,
+        );
+
+        let body = answer
+            .and_then(Result::ok)
+            .map(|a| a.body)
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(json["response_token"], expected.as_str());
+        Ok(())
+    }
+
+    #[test]
+    fn twitter_ignores_other_requests() -> Result<(), KeyError> {
+        let keys = keys(&Scheme::Twitter)?;
+
+        assert!(answer_query(&Scheme::Twitter, "POST", Some("crc_token=a"), &keys).is_none());
+        assert!(answer_query(&Scheme::Twitter, "GET", Some("token=a"), &keys).is_none());
+        assert!(answer_query(&Scheme::Github, "GET", Some("crc_token=a"), &keys).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn token_that_could_be_a_body_is_refused() -> Result<(), KeyError> {
+        let keys = keys(&Scheme::Twitter)?;
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+
+        for token in ["%7B%7D", "{}", "v0:1:x", "", long.as_str()] {
+            let query = format!("crc_token={token}");
+            let answer = answer_query(&Scheme::Twitter, "GET", Some(&query), &keys);
+
+            assert_eq!(answer, Some(Err(Failure::SignedHeaderMalformed)), "{token}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn zoom_url_validation_answer() -> Result<(), KeyError> {
+        let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+        let expected = hex::encode(hmac_sha256(SECRET, &[b"qgg8vlvZRS6UYooatFL8Aw"]));
+
+        let answer = answer_body(&Scheme::Zoom, body, &keys(&Scheme::Zoom)?);
+
+        let body = answer
+            .and_then(Result::ok)
+            .map(|a| a.body)
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+        assert_eq!(json["encryptedToken"], expected.as_str());
+        Ok(())
+    }
+
+    #[test]
+    fn zoom_events_are_not_handshakes() -> Result<(), KeyError> {
+        let keys = keys(&Scheme::Zoom)?;
+
+        assert!(answer_body(&Scheme::Zoom, br#"{"event":"meeting.started"}"#, &keys).is_none());
+        assert!(answer_body(&Scheme::Zoom, b"not json", &keys).is_none());
+        assert_eq!(
+            answer_body(
+                &Scheme::Zoom,
+                br#"{"event":"endpoint.url_validation"}"#,
+                &keys
+            ),
+            Some(Err(Failure::SignedHeaderMalformed))
+        );
+        Ok(())
+    }
+}
