@@ -745,3 +745,118 @@ fn check_rejects_keys_in_the_wrong_list() {
         "key contents echoed: {errors}"
     );
 }
+
+/// Returns a value that the route of `variable` accepts, for the examples in
+/// `docs/providers.md`.
+fn example_key(variable: &str, rsa_public_pem: &str) -> String {
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(ED25519_SEED, &mut seed).expect("hex seed");
+    let ed25519 = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    match variable {
+        "WEBHOOK_PUBLIC_KEY" => format!("whpk_{}", STANDARD.encode(ed25519)),
+        "DISCORD_PUBLIC_KEY" => hex::encode(ed25519),
+        "PAYMENTS_PUBLIC_KEY" => rsa_public_pem.to_string(),
+        // SendGrid's published test verification key.
+        "SENDGRID_VERIFICATION_KEY" => "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".to_string(),
+        "WEBHOOK_SECRET"
+        | "SVIX_WEBHOOK_SECRET"
+        | "CLERK_WEBHOOK_SIGNING_SECRET"
+        | "RESEND_WEBHOOK_SECRET" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string(),
+        _ => "example-secret-value".to_string(),
+    }
+}
+
+#[test]
+fn provider_docs_examples_pass_check() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/providers.md"))
+        .expect("read docs/providers.md");
+    // Blocks that read a key from a file name paths of a real deployment, which do not exist here.
+    let blocks: Vec<&str> = docs
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|block| block.starts_with("  - name:") && !block.contains("file:"))
+        .collect();
+    let variables: Vec<&str> = blocks
+        .iter()
+        .flat_map(|block| block.split("env: ").skip(1))
+        .filter_map(|rest| rest.split([' ', '}']).next())
+        .collect();
+    let (_, rsa_public_pem) = key_pair("rsa-pss-sha256");
+    let env: Vec<(String, String)> = variables
+        .iter()
+        .map(|variable| (variable.to_string(), example_key(variable, &rsa_public_pem)))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = format!(
+        "listeners:\n  - address: \"127.0.0.1:0\"\nroutes:\n{}",
+        blocks.concat()
+    );
+    let path = write(dir.path(), "gateway.yaml", config.as_bytes());
+
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = hookgate(&["check", "-c", &path], &env);
+
+    let expected_routes = hookgate_presets() + 2;
+    assert_eq!(
+        blocks.len(),
+        expected_routes,
+        "one example per preset and per generic rule"
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("ok, 1 listener(s), {expected_routes} route(s)")),
+        "{stdout}"
+    );
+}
+
+/// Returns how many presets `hookgate providers` lists, aliases not counted.
+fn hookgate_presets() -> usize {
+    let output = hookgate(&["providers"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    last.split(' ')
+        .next()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no preset count in {last:?}"))
+}
+
+#[test]
+fn providers_lists_headers_algorithm_and_tolerance() {
+    let output = hookgate(&["providers"], &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = |name: &str| -> String {
+        stdout
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{stdout}"))
+            .to_string()
+    };
+
+    assert!(output.status.success());
+    assert!(hookgate_presets() >= 30, "{stdout}");
+    for preset in NEW_PRESETS.iter().filter(|preset| preset.name != "x") {
+        assert!(
+            line(preset.name).contains(preset.signature),
+            "{}",
+            preset.name
+        );
+    }
+    assert!(line("x").contains("same as twitter"));
+    let zoom = line("zoom");
+    assert!(zoom.contains("HMAC-SHA256"), "{zoom}");
+    assert!(zoom.contains("300s"), "{zoom}");
+    assert!(zoom.contains("x-zm-request-timestamp"), "{zoom}");
+    let vercel = line("vercel");
+    assert!(vercel.contains("HMAC-SHA1"), "{vercel}");
+    assert!(!vercel.contains("300s"), "{vercel}");
+    assert!(line("discord").contains("public_keys"));
+    assert!(line("twilio").contains("needs public_url:"));
+}

@@ -731,7 +731,8 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
         }
         // A secret written inline, in place of `{ env: NAME }`, may appear in the error as a
         // value, a number or a key, so the message names the problem without quoting any of them.
-        if parent.contains("secrets") {
+        // `public_keys:` entries get the same care, in case a private key was pasted there.
+        if parent.contains("secrets") || parent.contains("public_keys") {
             let Some(field) = unknown else {
                 let message = "invalid secret entry; write { env: NAME } or { file: PATH }";
                 problems.add(parent, message);

@@ -1,39 +1,40 @@
-//! Handshakes that a sender makes before it delivers, answered by the gateway itself from
-//! the route's first secret, so that the upstream never sees them.
+//! Handshakes that a sender makes before it delivers. The gateway computes the response from
+//! the route's first secret and sends it itself, so the upstream never sees a handshake.
 //!
 //! - Zoom `endpoint.url_validation`: a POST whose JSON body carries `payload.plainToken`.
-//!   The answer is `{"plainToken": ..., "encryptedToken": hex HMAC-SHA256(secret, token)}`.
-//! - X (Twitter) challenge-response check: `GET ?crc_token=<token>`. The answer is
+//!   The response is `{"plainToken": ..., "encryptedToken": hex HMAC-SHA256(secret, token)}`.
+//! - X (Twitter) challenge-response check: `GET ?crc_token=<token>`. The response is
 //!   `{"response_token": "sha256=" + base64 HMAC-SHA256(consumer secret, token)}`.
 //!
-//! Both answers are MACs over text the client chooses, under the same secret that signs
-//! deliveries. So that an answer can never serve as a delivery signature, a token must be 1 to
-//! [`MAX_TOKEN_LEN`] characters of `A-Z a-z 0-9 - _`: Zoom signs `v0:...` and every JSON body
-//! starts with `{` or `[`, and neither fits. Slack's `url_verification` is signed like any
-//! event, so it is verified and forwarded, not answered here.
+//! Both responses are MACs over text the client chooses, under the same secret that signs
+//! deliveries. So that a response can never serve as a delivery signature, a token must be 1
+//! to [`MAX_TOKEN_LEN`] characters of `A-Z a-z 0-9 - _`: Zoom signs `v0:...` and every JSON
+//! body starts with `{` or `[`, and neither fits. Slack's `url_verification` is signed like
+//! any event, so it is verified and forwarded, not handled here.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::{Algorithm, Failure, Key, Scheme};
 
-/// Longest token answered, in characters. Zoom's and X's tokens are far shorter.
+/// Maximum token length in characters. The tokens in Zoom's and X's documentation are 22 and
+/// 36 characters long.
 pub const MAX_TOKEN_LEN: usize = 128;
 
-/// A handshake answer: a JSON body sent with status 200.
+/// The gateway's response to a handshake: a JSON body sent with status 200.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Response {
     pub body: String,
 }
 
-/// Answers an X challenge-response check: a GET request with a `crc_token` query
-/// parameter to a `twitter` route. Returns `None` for any other request.
-pub fn answer_query(
+/// Computes the response to an X challenge-response check: a GET request with a
+/// `crc_token` query parameter to a `twitter` route. Returns `None` for any other request.
+pub fn query_response(
     scheme: &Scheme,
     method: &str,
     query: Option<&str>,
     keys: &[Key],
-) -> Option<Result<Answer, Failure>> {
+) -> Option<Result<Response, Failure>> {
     if !matches!(scheme, Scheme::Twitter) || method != "GET" {
         return None;
     }
@@ -41,7 +42,7 @@ pub fn answer_query(
         .split('&')
         .find_map(|pair| pair.strip_prefix("crc_token="))?;
     Some(token_mac(token, keys).map(|mac| {
-        Answer {
+        Response {
             body:
                 serde_json::json!({ "response_token": format!("sha256={}", STANDARD.encode(mac)) })
                     .to_string(),
@@ -49,9 +50,13 @@ pub fn answer_query(
     }))
 }
 
-/// Answers a Zoom `endpoint.url_validation` request to a `zoom` route. Returns `None` for
-/// any other request, including a body that is not JSON.
-pub fn answer_body(scheme: &Scheme, body: &[u8], keys: &[Key]) -> Option<Result<Answer, Failure>> {
+/// Computes the response to a Zoom `endpoint.url_validation` request to a `zoom` route.
+/// Returns `None` for any other request, including a body that is not JSON.
+pub fn body_response(
+    scheme: &Scheme,
+    body: &[u8],
+    keys: &[Key],
+) -> Option<Result<Response, Failure>> {
     if !matches!(scheme, Scheme::Zoom) {
         return None;
     }
@@ -66,7 +71,7 @@ pub fn answer_body(scheme: &Scheme, body: &[u8], keys: &[Key]) -> Option<Result<
         return Some(Err(Failure::SignedHeaderMalformed));
     };
     Some(token_mac(token, keys).map(|mac| {
-        Answer {
+        Response {
             body: serde_json::json!({ "plainToken": token, "encryptedToken": hex::encode(mac) })
                 .to_string(),
         }
@@ -103,23 +108,23 @@ mod tests {
     }
 
     #[test]
-    fn twitter_crc_answer() -> Result<(), KeyError> {
+    fn twitter_crc_response() -> Result<(), KeyError> {
         let token = "9b4507b3-9040-4669-9ca3-6b94edb50553";
         let expected = format!(
             "sha256={}",
             STANDARD.encode(hmac_sha256(SECRET, &[token.as_bytes()]))
         );
 
-        let answer = answer_query(
+        let response = query_response(
             &Scheme::Twitter,
             "GET",
             Some(&format!("x=1&crc_token={token}")),
             &keys(&Scheme::Twitter)?,
         );
 
-        let body = answer
+        let body = response
             .and_then(Result::ok)
-            .map(|a| a.body)
+            .map(|r| r.body)
             .unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         assert_eq!(json["response_token"], expected.as_str());
@@ -130,36 +135,40 @@ mod tests {
     fn twitter_ignores_other_requests() -> Result<(), KeyError> {
         let keys = keys(&Scheme::Twitter)?;
 
-        assert!(answer_query(&Scheme::Twitter, "POST", Some("crc_token=a"), &keys).is_none());
-        assert!(answer_query(&Scheme::Twitter, "GET", Some("token=a"), &keys).is_none());
-        assert!(answer_query(&Scheme::Github, "GET", Some("crc_token=a"), &keys).is_none());
+        assert!(query_response(&Scheme::Twitter, "POST", Some("crc_token=a"), &keys).is_none());
+        assert!(query_response(&Scheme::Twitter, "GET", Some("token=a"), &keys).is_none());
+        assert!(query_response(&Scheme::Github, "GET", Some("crc_token=a"), &keys).is_none());
         Ok(())
     }
 
     #[test]
-    fn token_that_could_be_a_body_is_refused() -> Result<(), KeyError> {
+    fn token_that_could_be_a_body_is_rejected() -> Result<(), KeyError> {
         let keys = keys(&Scheme::Twitter)?;
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
 
         for token in ["%7B%7D", "{}", "v0:1:x", "", long.as_str()] {
             let query = format!("crc_token={token}");
-            let answer = answer_query(&Scheme::Twitter, "GET", Some(&query), &keys);
+            let response = query_response(&Scheme::Twitter, "GET", Some(&query), &keys);
 
-            assert_eq!(answer, Some(Err(Failure::SignedHeaderMalformed)), "{token}");
+            assert_eq!(
+                response,
+                Some(Err(Failure::SignedHeaderMalformed)),
+                "{token}"
+            );
         }
         Ok(())
     }
 
     #[test]
-    fn zoom_url_validation_answer() -> Result<(), KeyError> {
+    fn zoom_url_validation_response() -> Result<(), KeyError> {
         let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
         let expected = hex::encode(hmac_sha256(SECRET, &[b"qgg8vlvZRS6UYooatFL8Aw"]));
 
-        let answer = answer_body(&Scheme::Zoom, body, &keys(&Scheme::Zoom)?);
+        let response = body_response(&Scheme::Zoom, body, &keys(&Scheme::Zoom)?);
 
-        let body = answer
+        let body = response
             .and_then(Result::ok)
-            .map(|a| a.body)
+            .map(|r| r.body)
             .unwrap_or_default();
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
@@ -171,10 +180,10 @@ mod tests {
     fn zoom_events_are_not_handshakes() -> Result<(), KeyError> {
         let keys = keys(&Scheme::Zoom)?;
 
-        assert!(answer_body(&Scheme::Zoom, br#"{"event":"meeting.started"}"#, &keys).is_none());
-        assert!(answer_body(&Scheme::Zoom, b"not json", &keys).is_none());
+        assert!(body_response(&Scheme::Zoom, br#"{"event":"meeting.started"}"#, &keys).is_none());
+        assert!(body_response(&Scheme::Zoom, b"not json", &keys).is_none());
         assert_eq!(
-            answer_body(
+            body_response(
                 &Scheme::Zoom,
                 br#"{"event":"endpoint.url_validation"}"#,
                 &keys

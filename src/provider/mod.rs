@@ -327,8 +327,9 @@ impl Scheme {
     /// ECDSA P-256 verification key as base64 DER SubjectPublicKeyInfo or PEM. Standard
     /// Webhooks and the Svix family take an Ed25519 key for `v1a` signatures, written as
     /// `whpk_` followed by base64 of its 32 bytes. A generic `signature:` rule takes PEM, hex
-    /// or base64, as [`SignatureRule::parse_key`] describes. Schemes that verify with a shared
-    /// secret fail with [`KeyError::SecretExpected`].
+    /// or base64, as [`SignatureRule::parse_key`] describes. `none` accepts anything and keeps
+    /// none of it. Schemes that verify with a shared secret fail with
+    /// [`KeyError::SecretExpected`].
     pub fn derive_public_key(&self, text: &[u8]) -> Result<Key, KeyError> {
         match self {
             Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
@@ -337,6 +338,7 @@ impl Scheme {
             Scheme::Discord => Key::from_ed25519_hex(text),
             Scheme::Sendgrid => Key::from_p256_spki(text),
             Scheme::Signature(rule) => rule.parse_key(text),
+            Scheme::Unsigned => Ok(Key::unused()),
             _ => Err(KeyError::SecretExpected),
         }
     }

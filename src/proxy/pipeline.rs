@@ -187,7 +187,7 @@ impl Rules {
 
         let client = self.guards.client_ip(session);
         let header = session.req_header();
-        let challenge = provider::handshake::answer_query(
+        let challenge = provider::handshake::query_response(
             &route.scheme,
             header.method.as_str(),
             header.uri.query(),
@@ -197,7 +197,9 @@ impl Rules {
             if let Err(refusal) = self.guards.admit(route, session, client).await {
                 return self.refuse(session, name, refusal, log).await;
             }
-            return self.answer_handshake(session, name, challenge, log).await;
+            return self
+                .respond_to_handshake(session, name, challenge, log)
+                .await;
         }
         let (body, _reserved) = match self.receive(session, live, client).await {
             Ok(received) => received,
@@ -205,9 +207,12 @@ impl Rules {
         };
         live.body_size.observe(body.len() as f64);
         log.body_bytes = Some(body.len());
-        if let Some(challenge) = provider::handshake::answer_body(&route.scheme, &body, &route.keys)
+        if let Some(challenge) =
+            provider::handshake::body_response(&route.scheme, &body, &route.keys)
         {
-            return self.answer_handshake(session, name, challenge, log).await;
+            return self
+                .respond_to_handshake(session, name, challenge, log)
+                .await;
         }
 
         let verified = match self.verify(session, live, &body) {
@@ -443,17 +448,17 @@ impl Rules {
 }
 
 impl Rules {
-    /// Writes the gateway's own answer to a sender's handshake, or rejects a handshake whose
-    /// token is invalid. The upstream never sees either.
-    async fn answer_handshake(
+    /// Writes the gateway's own response to a sender's handshake, or rejects a handshake
+    /// whose token is invalid. The upstream never sees either.
+    async fn respond_to_handshake(
         &self,
         session: &mut Session,
         route: &str,
-        challenge: std::result::Result<provider::handshake::Answer, provider::Failure>,
+        challenge: std::result::Result<provider::handshake::Response, provider::Failure>,
         log: &mut RequestLog,
     ) -> std::result::Result<(), Box<Error>> {
-        let answer = match challenge {
-            Ok(answer) => answer,
+        let response = match challenge {
+            Ok(response) => response,
             Err(failure) => {
                 return self
                     .reject(session, route, Reject::Verify(failure), log)
@@ -464,10 +469,10 @@ impl Rules {
             .requests
             .with_label_values(&[route, "handshake"])
             .inc();
-        tracing::debug!(route, "answered the sender's handshake");
+        tracing::debug!(route, "responded to the sender's handshake");
         log.status = Some(200);
         log.reason = Some("handshake");
-        reject::write_json(session, 200, answer.body, &[]).await;
+        reject::write_json(session, 200, response.body, &[]).await;
         Ok(())
     }
 }
