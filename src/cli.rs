@@ -77,10 +77,10 @@ pub struct SignArgs {
     /// Preset whose scheme signs the body, such as `github`; see `hookgate providers`.
     #[arg(long)]
     pub provider: Option<String>,
-    /// Environment variable that holds the secret, with `--provider`.
+    /// Environment variable that contains the secret, with `--provider`.
     #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
     pub secret_env: Option<String>,
-    /// File that holds the secret, with `--provider`. One trailing newline is stripped.
+    /// File that contains the secret, with `--provider`. One trailing newline is stripped.
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
     /// File with the private key of a public-key scheme: PKCS#8 or PKCS#1 PEM, or an Ed25519

@@ -55,8 +55,8 @@ pub fn send(args: &SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs the body with the key that `args` names. `to` is the target of `send`, which is the
-/// signed URL unless `--url` says otherwise.
+/// Signs the body with the key that `args` names. `to` is the target of `send`, which is also
+/// the signed URL unless `--url` gives another.
 fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let body = match &args.body_file {
         Some(path) => std::fs::read(path)

@@ -44,8 +44,6 @@ const HEADER_NAMES: &[&str] = &[
     "x-zm-signature",
     "x-zm-request-timestamp",
     "x-twitter-webhooks-signature",
-    "x-signature-ed25519",
-    "x-signature-timestamp",
     "x-sig",
     "x-ts",
     "x-id",

@@ -336,7 +336,7 @@ fn zoom_url_validation_answered_by_gateway() {
     let refused = post(&gateway, "/hooks/zoom", &[], forged);
 
     assert_eq!(response.status, 200, "{}", response.body_text());
-    let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON answer");
+    let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON response");
     let expected = hex::encode(hmac_sha256(
         b"zoom-secret-token",
         &[b"qgg8vlvZRS6UYooatFL8Aw"],
@@ -374,7 +374,7 @@ fn twitter_crc_answered_by_gateway() {
     let plain_get = send(gateway.addr, &request("GET", "/hooks/x", &[], b""));
 
     assert_eq!(response.status, 200, "{}", response.body_text());
-    let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON answer");
+    let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON response");
     let mac = hmac_sha256(secret.as_bytes(), &[token.as_bytes()]);
     let expected = format!("sha256={}", STANDARD.encode(mac));
     assert_eq!(json["response_token"], expected.as_str());
@@ -719,25 +719,70 @@ fn full_public_url_is_signed_with_received_query() {
 fn check_rejects_keys_in_the_wrong_list() {
     let dir = tempfile::tempdir().expect("temp dir");
     let key = write(dir.path(), "key", b"not-a-public-key");
-    let config = format!(
-        "listeners:\n  - address: \"127.0.0.1:0\"\nroutes:\n  - name: github\n    path: /hooks/github\n    provider: github\n    public_keys: [ {{ file: \"{key}\" }} ]\n    upstream: \"http://127.0.0.1:9\"\n  - name: signed\n    path: /hooks/signed\n    signature:\n      algorithm: rsa-pss-sha512\n      header: X-Signature\n      encoding: base64\n    public_keys: [ {{ file: \"{key}\" }} ]\n    upstream: \"http://127.0.0.1:9\"\n"
-    );
+    let routes = [
+        route(&[
+            "name: github",
+            "path: /hooks/github",
+            "provider: github",
+            &format!("public_keys: [ {{ file: \"{key}\" }} ]"),
+            "upstream: \"http://127.0.0.1:9\"",
+        ]),
+        route(&[
+            "name: signed",
+            "path: /hooks/signed",
+            "signature:",
+            "  algorithm: rsa-pss-sha512",
+            "  header: X-Signature",
+            "  encoding: base64",
+            &format!("public_keys: [ {{ file: \"{key}\" }} ]"),
+            "upstream: \"http://127.0.0.1:9\"",
+        ]),
+        route(&[
+            "name: both",
+            "path: /hooks/both",
+            "provider: discord",
+            "signature:",
+            "  algorithm: ed25519",
+            "  header: X-Signature",
+            "  encoding: hex",
+            &format!("public_keys: [ {{ file: \"{key}\" }} ]"),
+            "upstream: \"http://127.0.0.1:9\"",
+        ]),
+        route(&[
+            "name: twilio",
+            "path: /hooks/twilio",
+            "provider: twilio",
+            "public_url: \"ftp://hooks.example.com/twilio\"",
+            &format!("secrets: [ {{ file: \"{key}\" }} ]"),
+            "upstream: \"http://127.0.0.1:9\"",
+        ]),
+    ]
+    .concat();
+    let config = format!("listeners:\n  - address: \"127.0.0.1:0\"\nroutes:\n{routes}");
     let path = write(dir.path(), "gateway.yaml", config.as_bytes());
 
     let output = hookgate(&["check", "-c", &path], &[]);
 
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(
-        errors.contains(&format!("{path}:7:20: routes[0].public_keys[0]: file {key}: this provider verifies with a shared secret")),
-        "{errors}"
+    let wrong_list = format!(
+        "{path}:7:20: routes[0].public_keys[0]: file {key}: this provider verifies with a shared secret"
     );
+    assert!(errors.contains(&wrong_list), "{errors}");
     assert!(
         errors.contains("move the entry from `public_keys:` to `secrets:`"),
         "{errors}"
     );
     assert!(
         errors.contains("routes[1].signature.algorithm: unknown algorithm \"rsa-pss-sha512\"; use ed25519, ecdsa-p256-sha256, rsa-pkcs1v15-sha256, rsa-pss-sha256"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("routes[2]: give one of `provider:`, `hmac:` or `signature:`, not several"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("routes[3].public_url: invalid public_url \"ftp://hooks.example.com/twilio\": the scheme must be http or https"),
         "{errors}"
     );
     assert!(

@@ -1,4 +1,4 @@
-//! What each preset reads and checks, for `hookgate providers` and the documentation.
+//! Per-preset descriptions (headers read, algorithm, key list) for `hookgate providers`.
 
 use super::Scheme;
 
@@ -10,7 +10,7 @@ pub struct Entry {
     pub headers: &'static str,
     /// Signature algorithm, or what is compared instead.
     pub algorithm: &'static str,
-    /// What the route lists: `secrets` or `public_keys`.
+    /// Key list the route fills: `secrets` or `public_keys`.
     pub keys: &'static str,
 }
 

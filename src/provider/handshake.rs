@@ -1,5 +1,5 @@
 //! Handshakes that a sender makes before it delivers. The gateway computes the response from
-//! the route's first secret and sends it itself, so the upstream never sees a handshake.
+//! the route's first secret and sends it itself, so no handshake reaches the upstream.
 //!
 //! - Zoom `endpoint.url_validation`: a POST whose JSON body carries `payload.plainToken`.
 //!   The response is `{"plainToken": ..., "encryptedToken": hex HMAC-SHA256(secret, token)}`.
@@ -17,8 +17,7 @@ use base64::Engine;
 
 use super::{Algorithm, Failure, Key, Scheme};
 
-/// Maximum token length in characters. The tokens in Zoom's and X's documentation are 22 and
-/// 36 characters long.
+/// Maximum token length in characters; a longer token is rejected.
 pub const MAX_TOKEN_LEN: usize = 128;
 
 /// The gateway's response to a handshake: a JSON body sent with status 200.
@@ -78,7 +77,7 @@ pub fn body_response(
     }))
 }
 
-/// Computes HMAC-SHA256 of `token` under the first key that holds a secret.
+/// Computes HMAC-SHA256 of `token` under the route's first shared secret.
 fn token_mac(token: &str, keys: &[Key]) -> Result<Vec<u8>, Failure> {
     let valid = !token.is_empty()
         && token.len() <= MAX_TOKEN_LEN

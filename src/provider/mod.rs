@@ -3,8 +3,8 @@
 //! lies within the tolerance on either side of the current time.
 //!
 //! HMAC schemes compute the MAC over the raw body bytes as received and compare MACs in
-//! constant time. Public-key schemes verify Ed25519 or ECDSA signatures over the same raw
-//! bytes. The exceptions, each documented on its variant, are Mailgun (only fields of the body
+//! constant time. Public-key schemes verify Ed25519, ECDSA or RSA signatures over the same
+//! raw bytes. The exceptions, each documented on its variant, are Mailgun (only fields of the body
 //! are signed), GitLab (a shared token, compared in constant time) and `none` (no check).
 //! Request data never causes a panic: a header that is absent, repeated, not visible ASCII or
 //! not in the scheme's format produces a [`Failure`].
@@ -153,10 +153,10 @@ pub enum Scheme {
     /// `X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of the body (Jira admin webhooks).
     Jira,
     /// `x-zm-signature: v0=<hex>` with `x-zm-request-timestamp`, HMAC-SHA256 of
-    /// `v0:timestamp:body`. The gateway answers `endpoint.url_validation` itself.
+    /// `v0:timestamp:body`. The gateway responds to `endpoint.url_validation` itself.
     Zoom,
     /// `x-twitter-webhooks-signature: sha256=<base64>`, HMAC-SHA256 of the body. The gateway
-    /// answers the `GET ?crc_token=` challenge-response check itself.
+    /// responds to the `GET ?crc_token=` challenge-response check itself.
     Twitter,
     /// Preset `none`: no signature is checked and every request is verified. The gateway's
     /// other checks (size, rate and IP limits, duplicate detection) still apply.

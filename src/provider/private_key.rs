@@ -1,6 +1,6 @@
 //! Private keys for `hookgate sign` and `hookgate send`, which sign the way a public-key
 //! provider would, so that a route configured with the matching public key can be tested
-//! without the provider. The gateway itself never holds a private key.
+//! without the provider. The gateway itself never loads a private key.
 
 use std::fmt;
 
@@ -23,10 +23,10 @@ enum Material {
 }
 
 impl PrivateKey {
-    /// Parses a private key: a PKCS#8 `PRIVATE KEY` PEM document (Ed25519, P-256 or RSA), a
-    /// PKCS#1 `RSA PRIVATE KEY` document, or an Ed25519 key as hex or base64 of its 32-byte
-    /// seed or of the 64-byte seed and public key, with an optional `whsk_` prefix (the
-    /// Standard Webhooks form). Errors never contain key material.
+    /// Parses a private key. PEM documents may be PKCS#8 `PRIVATE KEY` (Ed25519, P-256 or
+    /// RSA) or PKCS#1 `RSA PRIVATE KEY`. Other text is an Ed25519 key: hex or base64 of its
+    /// 32-byte seed, or of the 64-byte seed and public key, with an optional `whsk_` prefix
+    /// (the Standard Webhooks form). Errors never contain key material.
     pub fn parse(text: &[u8]) -> Result<PrivateKey, String> {
         let text = text.trim_ascii();
         let text = text.strip_prefix(b"whsk_").unwrap_or(text);

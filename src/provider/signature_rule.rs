@@ -24,8 +24,8 @@ use super::sign::Message;
 use super::template::{self, Part};
 use super::{timestamp, Failure, Key, KeyError, PrivateKey, Request, Verified};
 
-/// Longest signature text read, in characters: base64 of an 8192-bit RSA signature with room
-/// for a prefix. Longer text is malformed before it is decoded.
+/// Maximum signature text length in characters: base64 of an 8192-bit RSA signature with
+/// room for a prefix. Longer text is malformed before it is decoded.
 const MAX_SIGNATURE_TEXT: usize = 1500;
 
 /// Signature algorithm of a generic `signature:` rule.
@@ -165,8 +165,8 @@ impl SignatureRule {
         self.template.contains(&Part::Url)
     }
 
-    /// Parses a public key of the rule's algorithm from PEM (SubjectPublicKeyInfo, or PKCS#1
-    /// `RSA PUBLIC KEY`), or from hex or base64 of its bytes: the 32 raw bytes or DER for
+    /// Parses a public key of the rule's algorithm. PEM may be SubjectPublicKeyInfo, or PKCS#1
+    /// `RSA PUBLIC KEY`. Hex or base64 text encodes the key's bytes: the 32 raw bytes or DER for
     /// Ed25519, a SEC1 point or DER for P-256, and DER (SubjectPublicKeyInfo or PKCS#1) for
     /// RSA.
     pub fn parse_key(&self, text: &[u8]) -> Result<Key, KeyError> {
@@ -232,6 +232,7 @@ impl SignatureRule {
         let timestamp = message.timestamp.to_string();
         let mut headers = http::HeaderMap::new();
         let mut signed_headers = Vec::new();
+
         for (name, value) in [
             (&self.timestamp_header, timestamp.as_str()),
             (&self.id_header, message.id),
@@ -258,6 +259,7 @@ impl SignatureRule {
         .map_err(|_| {
             "the template signs a {header:NAME} that hookgate sign cannot fill in".to_string()
         })?;
+
         let signature = private_key.sign(self.algorithm, &parts)?;
         let value = format!("{}{}", self.prefix, self.encoding.encode(&signature));
         signed_headers.push((self.header.to_string(), value));

@@ -449,7 +449,7 @@ impl Rules {
 
 impl Rules {
     /// Writes the gateway's own response to a sender's handshake, or rejects a handshake
-    /// whose token is invalid. The upstream never sees either.
+    /// whose token is invalid. Neither reaches the upstream.
     async fn respond_to_handshake(
         &self,
         session: &mut Session,

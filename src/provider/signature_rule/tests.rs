@@ -19,7 +19,7 @@ const BODY: &[u8] = br#"{"event":"signed"}"#;
 /// A fixed Ed25519 seed (RFC 8032, test 1), so the key is the same on every run.
 const ED25519_SEED: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
 
-/// One RSA key for every test, because generating it is slow.
+/// Returns the RSA key that every test shares, because generating one is slow.
 fn rsa_key() -> &'static rsa::RsaPrivateKey {
     static KEY: OnceLock<rsa::RsaPrivateKey> = OnceLock::new();
     KEY.get_or_init(
