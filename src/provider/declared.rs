@@ -308,6 +308,10 @@ pub(super) static ZOOM: Spec = Spec {
 
 /// X (Twitter) webhooks: `x-twitter-webhooks-signature: sha256=<base64>`, HMAC-SHA256 of the
 /// body with the app's consumer secret.
+///
+/// NOTE: X's pages read here name the header and define the CRC response, but not the
+/// delivery signature. This format, the CRC's HMAC over the raw body, is the one independent
+/// implementations verify. A different format would fail closed.
 pub(super) static TWITTER: Spec = Spec {
     header: HeaderName::from_static("x-twitter-webhooks-signature"),
     format: Format::Single { prefix: "sha256=" },
