@@ -78,10 +78,10 @@ pub struct SignArgs {
     #[arg(long)]
     pub provider: Option<String>,
     /// Environment variable that contains the secret, with `--provider`.
-    #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["secret_file", "route"])]
     pub secret_env: Option<String>,
     /// File that contains the secret, with `--provider`. One trailing newline is stripped.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "route")]
     pub secret_file: Option<PathBuf>,
     /// File with the private key of a public-key scheme: PKCS#8 or PKCS#1 PEM, or an Ed25519
     /// seed in hex or base64.

@@ -905,3 +905,42 @@ fn providers_lists_headers_algorithm_and_tolerance() {
     assert!(line("discord").contains("public_keys"));
     assert!(line("twilio").contains("needs public_url:"));
 }
+
+#[test]
+fn sign_explains_which_key_it_needs() {
+    let env = [("SECRET", "a-shared-secret")];
+
+    let discord = hookgate(
+        &["sign", "--provider", "discord", "--secret-env", "SECRET"],
+        &env,
+    );
+    let twilio = hookgate(
+        &["sign", "--provider", "twilio", "--secret-env", "SECRET"],
+        &env,
+    );
+    let unknown = hookgate(
+        &["sign", "--provider", "nope", "--secret-env", "SECRET"],
+        &env,
+    );
+
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!discord.status.success());
+    assert!(
+        stderr(&discord).contains("pass it with --private-key-file"),
+        "{}",
+        stderr(&discord)
+    );
+    assert!(!twilio.status.success());
+    assert!(
+        stderr(&twilio).contains("pass it with --url"),
+        "{}",
+        stderr(&twilio)
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("run `hookgate providers` for the list"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(!stderr(&discord).contains("a-shared-secret"));
+}

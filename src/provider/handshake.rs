@@ -59,6 +59,11 @@ pub fn body_response(
     if !matches!(scheme, Scheme::Zoom) {
         return None;
     }
+    // A byte search is cheaper than parsing every delivery's JSON.
+    let marker: &[u8] = b"endpoint.url_validation";
+    if !body.windows(marker.len()).any(|window| window == marker) {
+        return None;
+    }
     let event: serde_json::Value = serde_json::from_slice(body).ok()?;
     if event.get("event")?.as_str()? != "endpoint.url_validation" {
         return None;
