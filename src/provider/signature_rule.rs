@@ -4,8 +4,10 @@
 //!
 //! Ed25519 uses `verify_strict`, which rejects non-canonical and small-order signatures.
 //! ECDSA signatures may be DER or the fixed 64-byte `r ‖ s` form, and both `s` and `n - s`
-//! verify, as in the `p256` crate. PSS expects a salt as long as the SHA-256 digest (32
-//! bytes), the length most signers use.
+//! verify, as in the `p256` crate.
+//!
+//! NOTE: PSS expects a 32-byte salt, as long as the SHA-256 digest. A signer that uses
+//! another salt length fails verification; a `salt_length` setting would remove this.
 
 use std::time::Duration;
 
@@ -24,8 +26,9 @@ use super::sign::Message;
 use super::template::{self, Part};
 use super::{timestamp, Failure, Key, KeyError, PrivateKey, Request, Verified};
 
-/// Maximum signature text length in characters: base64 of an 8192-bit RSA signature with
-/// room for a prefix. Longer text is malformed before it is decoded.
+/// Maximum signature text length in characters: hex of a 4096-bit RSA signature, the largest
+/// key the `rsa` crate loads, with room for a prefix. Longer text is malformed before it is
+/// decoded.
 const MAX_SIGNATURE_TEXT: usize = 1500;
 
 /// Signature algorithm of a generic `signature:` rule.
