@@ -27,13 +27,19 @@ struct Signed {
     body: Vec<u8>,
     /// Path the request goes to on the gateway, for the curl command of `--route`.
     route_path: Option<String>,
+    /// Whether signing changed the body, as Mailgun's does.
+    body_changed: bool,
 }
 
 /// Runs `hookgate sign`: prints the headers (`--provider`) or a curl command (`--route`).
+/// Mailgun's signature is a body field, so for it `--provider` prints the signed body.
 pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
     let signed = build(args, None)?;
     match &signed.route_path {
         Some(path) => println!("{}", curl_command(&args.gateway, path, &signed)),
+        None if signed.body_changed => {
+            println!("{}", String::from_utf8_lossy(&signed.body));
+        }
         None => {
             for (name, value) in &signed.headers {
                 println!("{name}: {value}");
@@ -106,8 +112,15 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         timestamp: SystemClock.now_unix(),
         id: &delivery_id,
     };
+    let mut body = body.clone();
     let mut headers = match (&private_key, &key) {
         (Some(private_key), _) => sign::sign_with_private_key(&scheme, private_key, &message),
+        (None, Some(key)) if matches!(scheme, Scheme::Mailgun) => {
+            sign::sign_mailgun_body(key, &message).map(|signed| {
+                body = signed;
+                Vec::new()
+            })
+        }
         (None, Some(key)) => sign::sign(&scheme, key, &message),
         (None, None) => Err("no key to sign with".to_string()),
     }
@@ -124,6 +137,7 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     }
     Ok(Signed {
         headers,
+        body_changed: body != message.body,
         body,
         route_path,
     })

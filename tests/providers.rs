@@ -944,3 +944,64 @@ fn sign_explains_which_key_it_needs() {
     );
     assert!(!stderr(&discord).contains("a-shared-secret"));
 }
+
+#[test]
+fn send_signs_mailgun_fields_in_the_body() {
+    let upstream = Upstream::ok();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body_file = write(
+        dir.path(),
+        "body.json",
+        br#"{"event-data":{"event":"delivered"}}"#,
+    );
+    let routes = route(&[
+        "name: mailgun",
+        "path: /hooks/mailgun",
+        "provider: mailgun",
+        "secrets: [ { env: MAILGUN_KEY } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let env = [("MAILGUN_KEY", "key-mailgun-signing")];
+    let gateway = Gateway::start_env(&routes, &env);
+    let to = gateway.url("/hooks/mailgun");
+
+    let sent = hookgate(
+        &[
+            "send",
+            "--provider",
+            "mailgun",
+            "--secret-env",
+            "MAILGUN_KEY",
+            "--to",
+            &to,
+            &body_file,
+        ],
+        &env,
+    );
+    let printed = hookgate(
+        &[
+            "sign",
+            "--provider",
+            "mailgun",
+            "--secret-env",
+            "MAILGUN_KEY",
+            &body_file,
+        ],
+        &env,
+    );
+
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        stdout.starts_with("HTTP 200"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let received = upstream.requests();
+    assert_eq!(received.len(), 1);
+    let json: serde_json::Value = serde_json::from_slice(&received[0].body).expect("JSON body");
+    assert_eq!(json["event-data"]["event"], "delivered");
+    assert!(json["signature"]["signature"].is_string(), "{json}");
+    let printed: serde_json::Value =
+        serde_json::from_slice(&printed.stdout).expect("sign prints the signed body");
+    assert!(printed["signature"]["token"].is_string(), "{printed}");
+}
