@@ -21,9 +21,21 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response body `send` reads and prints.
 const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
+/// Header names and values, in the order a sender writes them.
+type Headers = Vec<(String, String)>;
+
+/// What signs a request: the scheme, its key (`None` when a private key signs), the URL
+/// signed by default, and the route's path for the curl command of `--route`.
+struct Target {
+    scheme: Scheme,
+    key: Option<Key>,
+    default_url: String,
+    route_path: Option<String>,
+}
+
 /// A body signed for one scheme.
 struct Signed {
-    headers: Vec<(String, String)>,
+    headers: Headers,
     body: Vec<u8>,
     /// Path the request goes to on the gateway, for the curl command of `--route`.
     route_path: Option<String>,
@@ -74,30 +86,21 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         .as_deref()
         .map(read_private_key)
         .transpose()?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let delivery_id = format!("msg_hookgate{nanos}");
-
-    let (scheme, key, url, route_path) = match (&args.route, &args.provider) {
-        (Some(route), _) => route_key(args, route, private_key.is_some())?,
-        (None, Some(provider)) => {
-            let scheme = Scheme::preset(provider).with_context(|| {
-                format!("unknown provider {provider:?}; run `hookgate providers` for the list")
-            })?;
-            let key = match private_key {
-                Some(_) => None,
-                None => Some(secret_key(args, &scheme)?),
-            };
-            (scheme, key, String::new(), None)
-        }
+    let Target {
+        scheme,
+        key,
+        default_url,
+        route_path,
+    } = match (&args.route, &args.provider) {
+        (Some(route), _) => route_target(args, route, private_key.is_some())?,
+        (None, Some(provider)) => provider_target(args, provider, private_key.is_some())?,
         (None, None) => bail!("give --provider NAME or --route NAME"),
     };
     let url = args
         .url
         .clone()
         .or_else(|| to.map(str::to_string))
-        .unwrap_or(url);
+        .unwrap_or(default_url);
     if scheme.signs_url() && url.is_empty() {
         bail!(
             "{} signs the URL the sender calls; pass it with --url",
@@ -105,6 +108,7 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         );
     }
 
+    let delivery_id = new_delivery_id();
     let message = Message {
         method: "POST",
         url: &url,
@@ -112,19 +116,9 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         timestamp: SystemClock.now_unix(),
         id: &delivery_id,
     };
-    let mut body = body.clone();
-    let mut headers = match (&private_key, &key) {
-        (Some(private_key), _) => sign::sign_with_private_key(&scheme, private_key, &message),
-        (None, Some(key)) if matches!(scheme, Scheme::Mailgun) => {
-            sign::sign_mailgun_body(key, &message).map(|signed| {
-                body = signed;
-                Vec::new()
-            })
-        }
-        (None, Some(key)) => sign::sign(&scheme, key, &message),
-        (None, None) => Err("no key to sign with".to_string()),
-    }
-    .map_err(anyhow::Error::msg)?;
+    let (mut headers, signed_body) =
+        sign_message(&scheme, key.as_ref(), private_key.as_ref(), &message)
+            .map_err(anyhow::Error::msg)?;
     // Senders give each delivery its own id; without one, a second run would get the
     // duplicate response instead of reaching the upstream.
     if let Some(name) = scheme.delivery_id_header() {
@@ -137,19 +131,64 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     }
     Ok(Signed {
         headers,
-        body_changed: body != message.body,
-        body,
+        body_changed: signed_body.is_some(),
+        body: signed_body.unwrap_or(body),
         route_path,
     })
 }
 
-/// Returns the scheme, first key, public URL and path of a config route. The key is `None`
-/// when a private key signs instead.
-fn route_key(
+/// Returns a delivery id that differs on every run.
+fn new_delivery_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("msg_hookgate{nanos}")
+}
+
+/// Signs `message` with the private key when there is one, else with `key`. Returns the
+/// headers and, for Mailgun, whose signature is a body field, the signed body.
+fn sign_message(
+    scheme: &Scheme,
+    key: Option<&Key>,
+    private_key: Option<&PrivateKey>,
+    message: &Message<'_>,
+) -> Result<(Headers, Option<Vec<u8>>), String> {
+    match (private_key, key) {
+        (Some(private_key), _) => {
+            sign::sign_with_private_key(scheme, private_key, message).map(|h| (h, None))
+        }
+        (None, Some(key)) if matches!(scheme, Scheme::Mailgun) => {
+            sign::sign_mailgun_body(key, message).map(|body| (Vec::new(), Some(body)))
+        }
+        (None, Some(key)) => sign::sign(scheme, key, message).map(|h| (h, None)),
+        (None, None) => Err("no key to sign with".to_string()),
+    }
+}
+
+/// Returns the preset's scheme and the key from `--secret-env` or `--secret-file`.
+fn provider_target(
     args: &SignArgs,
-    name: &str,
+    provider: &str,
     has_private_key: bool,
-) -> anyhow::Result<(Scheme, Option<Key>, String, Option<String>)> {
+) -> anyhow::Result<Target> {
+    let scheme = Scheme::preset(provider).with_context(|| {
+        format!("unknown provider {provider:?}; run `hookgate providers` for the list")
+    })?;
+    let key = if has_private_key {
+        None
+    } else {
+        Some(secret_key(args, &scheme)?)
+    };
+    Ok(Target {
+        scheme,
+        key,
+        default_url: String::new(),
+        route_path: None,
+    })
+}
+
+/// Returns the scheme, first key, public URL and path of a config route.
+fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::Result<Target> {
     let config = config::load(&args.config.config)?;
     let Some(route) = config.routes.into_iter().find(|r| r.name == name) else {
         bail!(
@@ -169,7 +208,12 @@ fn route_key(
     if key.is_none() && !has_private_key && route.scheme.needs_keys() {
         bail!("route {name:?} has no key to sign with");
     }
-    Ok((route.scheme, key, url, Some(path)))
+    Ok(Target {
+        scheme: route.scheme,
+        key,
+        default_url: url,
+        route_path: Some(path),
+    })
 }
 
 /// Reads the secret of `--secret-env` or `--secret-file` and derives the scheme's key.
