@@ -24,7 +24,7 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 /// Header names and values, in the order a sender writes them.
 type Headers = Vec<(String, String)>;
 
-/// What signs a request: the scheme, its key (`None` when a private key signs), the URL
+/// Signing inputs of a request: the scheme, its key (`None` when a private key signs), the URL
 /// signed by default, and the route's path for the curl command of `--route`.
 struct Target {
     scheme: Scheme,
