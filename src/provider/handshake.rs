@@ -7,10 +7,11 @@
 //!   `{"response_token": "sha256=" + base64 HMAC-SHA256(consumer secret, token)}`.
 //!
 //! Both responses are MACs over text the client chooses, under the same secret that signs
-//! deliveries. So that a response can never serve as a delivery signature, a token must be 1
-//! to [`MAX_TOKEN_LEN`] characters of `A-Z a-z 0-9 - _`: Zoom signs `v0:...` and every JSON
-//! body starts with `{` or `[`, and neither fits. Slack's `url_verification` is signed like
-//! any event, so it is verified and forwarded, not handled here.
+//! deliveries. So that a response can never serve as the signature of a real delivery, a
+//! token must be 1 to [`MAX_TOKEN_LEN`] characters of the base64 and base64url alphabets
+//! (`A-Z a-z 0-9 + / = - _`). Zoom signs `v0:...`, and a JSON object or array starts with
+//! `{` or `[`, so neither fits. Slack's `url_verification` is signed like any event, so it is
+//! verified and forwarded, not handled here.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -37,16 +38,19 @@ pub fn query_response(
     if !matches!(scheme, Scheme::Twitter) || method != "GET" {
         return None;
     }
-    let token = query?
+    let encoded = query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("crc_token="))?;
-    Some(token_mac(token, keys).map(|mac| {
+    let Some(token) = percent_decode(encoded) else {
+        return Some(Err(Failure::SignedHeaderMalformed));
+    };
+    let response = token_mac(&token, keys).map(|mac| {
+        let token = format!("sha256={}", STANDARD.encode(mac));
         Response {
-            body:
-                serde_json::json!({ "response_token": format!("sha256={}", STANDARD.encode(mac)) })
-                    .to_string(),
+            body: serde_json::json!({ "response_token": token }).to_string(),
         }
-    }))
+    });
+    Some(response)
 }
 
 /// Computes the response to a Zoom `endpoint.url_validation` request to a `zoom` route.
@@ -88,7 +92,7 @@ fn token_mac(token: &str, keys: &[Key]) -> Result<Vec<u8>, Failure> {
         && token.len() <= MAX_TOKEN_LEN
         && token
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
     if !valid {
         return Err(Failure::SignedHeaderMalformed);
     }
@@ -97,6 +101,24 @@ fn token_mac(token: &str, keys: &[Key]) -> Result<Vec<u8>, Failure> {
         .find(|key| key.secret().is_some())
         .ok_or(Failure::SignatureInvalid)?;
     Ok(Algorithm::Sha256.compute(key, &[token.as_bytes()]))
+}
+
+/// Decodes `%XX` escapes of a query parameter value. Returns `None` for an escape that is not
+/// two hex digits or a result that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte == b'%' {
+            let digits = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(digits, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(byte);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 #[cfg(test)]
@@ -150,7 +172,15 @@ mod tests {
         let keys = keys(&Scheme::Twitter)?;
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
 
-        for token in ["%7B%7D", "{}", "v0:1:x", "", long.as_str()] {
+        for token in [
+            "%7B%7D",
+            "{}",
+            "v0:1:x",
+            "v0%3A1%3Ax",
+            "",
+            "%zz",
+            long.as_str(),
+        ] {
             let query = format!("crc_token={token}");
             let response = query_response(&Scheme::Twitter, "GET", Some(&query), &keys);
 
@@ -194,6 +224,30 @@ mod tests {
             ),
             Some(Err(Failure::SignedHeaderMalformed))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn twitter_token_is_percent_decoded() -> Result<(), KeyError> {
+        let keys = keys(&Scheme::Twitter)?;
+        let expected = format!(
+            "sha256={}",
+            STANDARD.encode(hmac_sha256(SECRET, &[b"ab+c/d=="]))
+        );
+
+        let response = query_response(
+            &Scheme::Twitter,
+            "GET",
+            Some("crc_token=ab%2Bc%2Fd%3D%3D"),
+            &keys,
+        );
+
+        let body = response
+            .and_then(Result::ok)
+            .map(|r| r.body)
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(json["response_token"], expected.as_str());
         Ok(())
     }
 }
