@@ -22,9 +22,14 @@ pub enum Command {
     /// Validate a config file: print every problem as file:line:column and exit non-zero, or
     /// print a summary and exit 0.
     Check(ConfigArg),
-    /// Sign a request body with a route's first secret and print a curl command that sends it.
+    /// Sign a request body the way a sender would. With `--provider`, print the headers; with
+    /// `--route`, print a curl command that sends the body to that route of the config.
     Sign(SignArgs),
-    /// List the provider presets usable as a route's `provider:`.
+    /// Sign a request body like `sign`, POST it to `--to`, and print the response status and
+    /// body. Exits non-zero unless the status is 2xx.
+    Send(SendArgs),
+    /// List the provider presets usable as a route's `provider:`, with the headers they read,
+    /// their algorithm and timestamp tolerance.
     Providers,
 }
 
@@ -62,13 +67,49 @@ pub struct RunArgs {
 pub struct SignArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Name of the route whose scheme and first secret sign the body.
+    /// Name of the config route whose scheme and first key sign the body.
+    #[arg(
+        long,
+        required_unless_present = "provider",
+        conflicts_with = "provider"
+    )]
+    pub route: Option<String>,
+    /// Preset whose scheme signs the body, such as `github`; see `hookgate providers`.
     #[arg(long)]
-    pub route: String,
-    /// Request body to sign.
+    pub provider: Option<String>,
+    /// Environment variable that contains the secret, with `--provider`.
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["secret_file", "route"])]
+    pub secret_env: Option<String>,
+    /// File that contains the secret, with `--provider`. One trailing newline is stripped.
+    #[arg(long, value_name = "PATH", conflicts_with = "route")]
+    pub secret_file: Option<PathBuf>,
+    /// File with the private key of a public-key scheme: PKCS#8 or PKCS#1 PEM, or an Ed25519
+    /// seed in hex or base64.
+    #[arg(long, value_name = "PATH")]
+    pub private_key_file: Option<PathBuf>,
+    /// URL the sender calls, which URL-bound schemes (twilio, square, hubspot) sign.
+    /// Default: the route's public URL and path, or `--to` for `send`.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Request body to sign when no BODY_FILE is given.
     #[arg(long, default_value = "{\"hello\":\"world\"}")]
     pub data: String,
-    /// Base URL of the gateway the curl command is sent to.
+    /// Base URL of the gateway the printed curl command is sent to, with `--route`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub gateway: String,
+    /// File whose bytes are the request body, exactly.
+    #[arg(value_name = "BODY_FILE")]
+    pub body_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub sign: SignArgs,
+    /// URL the signed request is posted to; `http://` only.
+    #[arg(long)]
+    pub to: String,
+    /// Content-Type of the request.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
 }

@@ -1,5 +1,5 @@
 //! Helpers for trying hookgate out: a demo upstream that echoes what it received, and
-//! `hookgate sign`, which prints a curl command carrying a valid signature.
+//! `hookgate providers`, which lists the presets.
 
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -7,10 +7,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use sha2::{Digest, Sha256};
 
-use crate::cli::SignArgs;
-use crate::clock::{Clock, SystemClock};
-use crate::config::{self, PathMatch};
-use crate::provider::sign;
+use crate::provider::{catalog, Scheme};
 
 /// An upstream that responds to every request with a JSON summary of it, and logs it.
 pub struct EchoUpstream;
@@ -42,96 +39,52 @@ impl ServeHttp for EchoUpstream {
     }
 }
 
-/// Prints a curl command that sends `args.data` to the route, signed with its first secret.
-pub fn print_signed_curl(args: &SignArgs) -> anyhow::Result<()> {
-    let config = config::load(&args.config.config)?;
-    let Some(route) = config.routes.iter().find(|r| r.name == args.route) else {
-        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-        anyhow::bail!(
-            "no route named {:?}; routes: {}",
-            args.route,
-            names.join(", ")
-        );
-    };
-    let path = match &route.path {
-        PathMatch::Exact(path) => path.clone(),
-        PathMatch::Prefix(prefix) => format!("{prefix}demo"),
-    };
-    let url = route
-        .public_url
-        .as_ref()
-        .map_or_else(|| path.clone(), |origin| format!("{origin}{path}"));
-    let Some(key) = route.keys.first() else {
-        anyhow::bail!("route {:?} has no secret to sign with", args.route);
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let delivery_id = format!("demo-{nanos}");
-    let headers = sign::sign(
-        &route.scheme,
-        key,
-        &sign::Message {
-            method: "POST",
-            url: &url,
-            body: args.data.as_bytes(),
-            timestamp: SystemClock.now_unix(),
-            id: &delivery_id,
-        },
-    )
-    .map_err(anyhow::Error::msg)?;
-
-    let target = format!("{}{}", args.gateway.trim_end_matches('/'), path);
-    let mut command = format!(
-        "curl -sS -X POST {} -H 'Content-Type: application/json'",
-        shell_quote(&target)
-    );
-    let mut headers = headers;
-    // Senders give each delivery its own id; without one, a second run of the same command
-    // would get the duplicate response instead of reaching the upstream.
-    if let Some(name) = route.scheme.delivery_id_header() {
-        if !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
-        {
-            headers.push((name.to_string(), delivery_id.clone()));
-        }
-    }
-    for (name, value) in headers {
-        command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
-    }
-    command.push_str(&format!(" --data-binary {}", shell_quote(&args.data)));
-    println!("{command}");
-    Ok(())
-}
-
-/// Prints every preset with the header it reads and what it checks besides the body.
+/// Prints every preset with the headers it reads, its algorithm, the keys it takes and its
+/// timestamp tolerance.
 pub fn print_providers() {
-    println!("{:<20} {:<42} checks", "provider", "signature header");
-    for name in crate::provider::Scheme::preset_names() {
-        let Some(scheme) = crate::provider::Scheme::preset(name) else {
+    let mut rows = vec![[
+        "provider".to_string(),
+        "algorithm".to_string(),
+        "keys".to_string(),
+        "tolerance".to_string(),
+        "headers".to_string(),
+    ]];
+    for entry in catalog::entries() {
+        let Some(scheme) = Scheme::preset(entry.name) else {
             continue;
         };
-        let header = match (scheme.signature_header(), *name) {
-            (Some(header), _) => header.to_string(),
-            (None, "gitlab") => "x-gitlab-token (shared token)".to_string(),
-            (None, "mailgun") => "(signature fields in the body)".to_string(),
-            (None, _) => "-".to_string(),
-        };
-        let mut checks = Vec::new();
-        if !scheme.needs_keys() {
-            checks.push("nothing: other guards only");
-        }
-        if scheme.uses_timestamp() {
-            checks.push("timestamp");
-        }
+        // Every route's `tolerance:` applies, 300s unless set.
+        let tolerance = if scheme.uses_timestamp() { "300s" } else { "-" };
+        let mut headers = entry.headers.to_string();
         if scheme.signs_url() {
-            checks.push("URL (needs public_url)");
+            headers.push_str("; signs the URL (needs public_url:)");
         }
-        println!("{name:<20} {header:<42} {}", checks.join(", "));
+        rows.push([
+            entry.name.to_string(),
+            entry.algorithm.to_string(),
+            entry.keys.to_string(),
+            tolerance.to_string(),
+            headers,
+        ]);
     }
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    let widths: Vec<usize> = (0..4)
+        .map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        line.push_str(&row[4]);
+        println!("{line}");
+    }
+    for (alias, name) in Scheme::preset_aliases() {
+        println!("{alias:<width$}  same as {name}", width = widths[0]);
+    }
+    println!(
+        "{} presets. Tolerance is the route's `tolerance:` (default 300s) on either side of the \
+         gateway's clock. A route without a preset can describe its scheme with an `hmac:` or \
+         a `signature:` block; see docs/providers.md.",
+        Scheme::preset_names().len()
+    );
 }

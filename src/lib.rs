@@ -25,6 +25,7 @@ pub mod reject;
 pub mod reload;
 pub mod route;
 pub mod server;
+pub mod sign_command;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -5,13 +5,14 @@ use clap::Parser;
 
 use hookgate::cli::{Cli, Command};
 use hookgate::clock::{Clock, FixedClock, SystemClock};
-use hookgate::{config, demo, server, telemetry, tls};
+use hookgate::{config, demo, server, sign_command, telemetry, tls};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => return check(&args.config),
-        Command::Sign(args) => demo::print_signed_curl(&args),
+        Command::Sign(args) => sign_command::sign(&args),
+        Command::Send(args) => sign_command::send(&args),
         Command::Providers => {
             demo::print_providers();
             Ok(())

@@ -62,7 +62,7 @@ impl Metrics {
         let metrics = Metrics {
             requests: register_int_counter_vec!(
                 "hookgate_requests_total",
-                "Webhook requests by route and outcome (forwarded, rejected or duplicate).",
+                "Webhook requests by route and outcome (forwarded, rejected, duplicate, report_only or handshake).",
                 &["route", "outcome"]
             )
             .expect("register hookgate_requests_total"),
@@ -172,7 +172,13 @@ impl Metrics {
     /// Creates the series of a route at zero, so dashboards show them before the first event.
     pub fn init_route(&self, route: &str, key_labels: &[String]) {
         self.store_errors.with_label_values(&[route]);
-        for outcome in ["forwarded", "rejected", "duplicate", "report_only"] {
+        for outcome in [
+            "forwarded",
+            "rejected",
+            "duplicate",
+            "report_only",
+            "handshake",
+        ] {
             self.requests.with_label_values(&[route, outcome]);
         }
         for reject in Reject::all() {

@@ -15,8 +15,11 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use common::hmac_sha256;
-use hookgate::provider::sign::{sign, Message};
-use hookgate::provider::{Algorithm, Encoding, HmacRule, Key, Request, Scheme};
+use hookgate::provider::sign::{sign, sign_with_private_key, Message};
+use hookgate::provider::{
+    Algorithm, Encoding, HmacRule, Key, KeyAlgorithm, PrivateKey, Request, Scheme,
+    SignatureEncoding, SignatureRule,
+};
 use hookgate::route::is_ambiguous;
 
 /// Generated cases per property.
@@ -36,6 +39,11 @@ const HEADER_NAMES: &[&str] = &[
     "svix-timestamp",
     "svix-signature",
     "x-shopify-hmac-sha256",
+    "typeform-signature",
+    "x-vercel-signature",
+    "x-zm-signature",
+    "x-zm-request-timestamp",
+    "x-twitter-webhooks-signature",
     "x-sig",
     "x-ts",
     "x-id",
@@ -120,10 +128,10 @@ fn all_schemes() -> Vec<Scheme> {
 }
 
 /// Turns arbitrary secret bytes into a secret the scheme accepts: `whsec_` and base64 for
-/// Standard Webhooks and Svix, the bytes themselves for every other scheme.
+/// Standard Webhooks and the Svix family, the bytes themselves for every other scheme.
 fn key_for(scheme: &Scheme, secret: &[u8]) -> Key {
     let text = match scheme {
-        Scheme::StandardWebhooks | Scheme::Svix => {
+        Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
             format!("whsec_{}", STANDARD.encode(secret)).into_bytes()
         }
         _ => secret.to_vec(),
@@ -373,6 +381,122 @@ proptest! {
     }
 }
 
+// --- Public-key round trips ---------------------------------------------------------------
+
+/// A fixed Ed25519 seed (RFC 8032, test 1) and P-256 scalar, so every case uses the same keys.
+const ED25519_SEED: [u8; 32] = [
+    0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c, 0xc4,
+    0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae, 0x7f, 0x60,
+];
+const P256_SCALAR: [u8; 32] = [9; 32];
+
+/// Public-key schemes with the private key (hex seed or PKCS#8 PEM) and public key text for
+/// each: Discord, Standard Webhooks `v1a` and generic Ed25519 and P-256 rules. RSA is left
+/// out here because each case would sign with a 2048-bit key; its own tests cover it.
+fn public_key_schemes() -> Vec<(Scheme, String, String)> {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let ed25519 = ed25519_dalek::SigningKey::from_bytes(&ED25519_SEED);
+    let ed25519_public = ed25519.verifying_key().to_bytes();
+    let p256 = p256::ecdsa::SigningKey::from_slice(&P256_SCALAR).expect("P-256 key");
+    let p256_private = p256.to_pkcs8_pem(LineEnding::LF).expect("PEM").to_string();
+    let p256_public = p256
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("PEM");
+    let rule = |algorithm| {
+        Scheme::Signature(
+            SignatureRule::new(
+                algorithm,
+                "X-Sig",
+                Some("v1="),
+                SignatureEncoding::Base64,
+                "{id}.{timestamp}.{body}",
+                Some("X-Ts"),
+                Some("X-Id"),
+            )
+            .expect("test rule is valid"),
+        )
+    };
+    let seed = hex::encode(ED25519_SEED);
+    vec![
+        (Scheme::Discord, seed.clone(), hex::encode(ed25519_public)),
+        (
+            Scheme::StandardWebhooks,
+            seed.clone(),
+            format!("whpk_{}", STANDARD.encode(ed25519_public)),
+        ),
+        (
+            rule(KeyAlgorithm::Ed25519),
+            seed,
+            hex::encode(ed25519_public),
+        ),
+        (
+            rule(KeyAlgorithm::EcdsaP256Sha256),
+            p256_private,
+            p256_public,
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A request signed with a private key verifies with the matching public key, and one
+    /// change to the body or to any header the signer produced makes it fail.
+    #[test]
+    fn public_key_signed_request_verifies_until_tampered(
+        body in prop::collection::vec(any::<u8>(), 0..256),
+        timestamp in 1_000_000_000i64..2_000_000_000,
+        id in "[A-Za-z0-9_-]{1,24}",
+        change in tamper(),
+    ) {
+        for (scheme, private_text, public_text) in public_key_schemes() {
+            let private_key = PrivateKey::parse(private_text.as_bytes()).expect("private key");
+            let key = scheme.derive_public_key(public_text.as_bytes()).expect("public key");
+            let message = Message {
+                method: "POST",
+                url: "/hooks/x",
+                body: &body,
+                timestamp,
+                id: &id,
+            };
+            let signed = sign_with_private_key(&scheme, &private_key, &message).expect("sign");
+            let keys = std::slice::from_ref(&key);
+            let pairs: Vec<(String, Vec<u8>)> = signed
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone().into_bytes()))
+                .collect();
+
+            let intact = verify(&scheme, &header_map(&pairs), &body, keys, timestamp);
+
+            prop_assert!(intact.is_ok(), "{}: {:?} for {:?}", scheme.name(), intact, signed);
+            let Some(tampered) = apply(&change, &signed, &body) else {
+                continue;
+            };
+            // Discord's hex may be either case, so a letter changed only in case is the same
+            // signature written another way, not a change.
+            let lower = |pairs: &[(String, Vec<u8>)]| -> Vec<Vec<u8>> {
+                pairs.iter().map(|(_, v)| v.to_ascii_lowercase()).collect()
+            };
+            if matches!(scheme, Scheme::Discord)
+                && tampered.body == body
+                && lower(&tampered.headers) == lower(&pairs)
+            {
+                continue;
+            }
+            let headers = header_map(&tampered.headers);
+            let result = verify(&scheme, &headers, &tampered.body, keys, timestamp);
+            prop_assert!(
+                result.is_err(),
+                "{}: still verified after {}: {:?}",
+                scheme.name(),
+                tampered.change,
+                headers
+            );
+        }
+    }
+}
+
 // --- Timestamps ---------------------------------------------------------------------------
 
 /// The rule every scheme must follow: 1 to 19 ASCII digits, the value fitting an `i64`, at
@@ -433,11 +557,11 @@ fn signed_with_text(
                 pair("x-slack-signature", format!("v0={mac}").as_bytes()),
             ]
         }
-        Scheme::StandardWebhooks | Scheme::Svix => {
-            let prefix = if matches!(scheme, Scheme::Svix) {
-                "svix"
-            } else {
+        Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
+            let prefix = if matches!(scheme, Scheme::StandardWebhooks) {
                 "webhook"
+            } else {
+                "svix"
             };
             let mac = STANDARD.encode(hmac_sha256(secret, &[b"msg_1.", t, b".", body]));
             vec![
@@ -447,6 +571,13 @@ fn signed_with_text(
                     &format!("{prefix}-signature"),
                     format!("v1,{mac}").as_bytes(),
                 ),
+            ]
+        }
+        Scheme::Zoom => {
+            let mac = hex::encode(hmac_sha256(secret, &[b"v0:", t, b":", body]));
+            vec![
+                pair("x-zm-request-timestamp", t),
+                pair("x-zm-signature", format!("v0={mac}").as_bytes()),
             ]
         }
         _ => return None,
@@ -470,7 +601,15 @@ proptest! {
         prop_assume!(HeaderValue::from_bytes(text.as_bytes()).is_ok());
         let expected = timestamp_acceptable(&text, NOW, tolerance);
         let window = Duration::from_secs(tolerance);
-        let timed = [Scheme::Stripe, Scheme::Slack, Scheme::StandardWebhooks, Scheme::Svix];
+        let timed = [
+            Scheme::Stripe,
+            Scheme::Slack,
+            Scheme::StandardWebhooks,
+            Scheme::Svix,
+            Scheme::Clerk,
+            Scheme::Resend,
+            Scheme::Zoom,
+        ];
 
         for scheme in timed {
             let key = key_for(&scheme, &secret);

@@ -4,10 +4,12 @@
 
 mod error;
 mod guards;
+mod keys;
 mod locate;
 mod raw;
 mod resolve;
 mod secret;
+mod signature;
 mod tls;
 mod units;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 
-use crate::provider::{Key, Scheme};
+use crate::provider::{Key, PublicUrl, Scheme};
 pub use crate::store::Limit;
 
 /// A validated gateway configuration.
@@ -93,9 +95,11 @@ pub struct Route {
     /// Methods accepted; others get 405.
     pub methods: Vec<http::Method>,
     pub scheme: Scheme,
-    /// One key per configured secret, in config order; any one may match.
+    /// One key per entry of `secrets:`, then one per entry of `public_keys:`, in config
+    /// order; any one may match.
     pub keys: Vec<Key>,
-    /// Labels of the secrets: their `name:` or their position in the list.
+    /// Labels of the keys: their `name:`, or their position (`0` for the first secret,
+    /// `public_keys[0]` for the first public key).
     pub key_labels: Vec<String>,
     /// Allowed distance between a signed timestamp and the gateway's clock, either way.
     pub tolerance: Duration,
@@ -103,9 +107,10 @@ pub struct Route {
     pub max_body: usize,
     /// Time allowed to receive the whole body, counted from the end of the headers.
     pub body_timeout: Duration,
-    /// Scheme and authority senders call, such as `https://hooks.example.com`; URL-bound
-    /// schemes and `{url}` templates sign it followed by the request's path and query.
-    pub public_url: Option<String>,
+    /// URL senders call: an origin such as `https://hooks.example.com`, followed by the
+    /// received path and query when signed, or the full URL the sender was given. URL-bound
+    /// schemes and `{url}` templates sign it.
+    pub public_url: Option<PublicUrl>,
     pub upstream: Upstream,
     pub guards: Guards,
     /// Host name the route serves (lower case, without port); any host when absent.

@@ -95,8 +95,14 @@ pub struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub provider: Option<String>,
     pub hmac: Option<RawHmac>,
+    /// A generic public-key rule, in place of `provider:` or `hmac:`.
+    pub signature: Option<RawSignature>,
     #[serde(default)]
     pub secrets: Vec<RawSecret>,
+    /// Public keys of public-key schemes, with the same `env:` and `file:` sources as
+    /// `secrets:`. Default: none.
+    #[serde(default)]
+    pub public_keys: Vec<RawSecret>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub tolerance: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
@@ -233,6 +239,29 @@ pub struct RawHmac {
     pub encoding: String,
     pub signed: Option<String>,
     pub timestamp_header: Option<String>,
+    pub id_header: Option<String>,
+}
+
+/// A generic public-key rule: the algorithm, where the signature is, and what is signed.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with algorithm, header, encoding and signed"
+)]
+pub struct RawSignature {
+    /// `ed25519`, `ecdsa-p256-sha256`, `rsa-pkcs1v15-sha256` or `rsa-pss-sha256`.
+    pub algorithm: String,
+    /// Header that carries the signature.
+    pub header: String,
+    /// Text before the encoded signature in the header. Default: none.
+    pub prefix: Option<String>,
+    /// `hex`, `base64` or `base64url`.
+    pub encoding: String,
+    /// Template of the signed bytes, as for `hmac:`. Default: `{body}`.
+    pub signed: Option<String>,
+    /// Header with the signed Unix timestamp in seconds. Default: none.
+    pub timestamp_header: Option<String>,
+    /// Header whose value `{id}` signs. Default: none.
     pub id_header: Option<String>,
 }
 

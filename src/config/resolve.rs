@@ -13,8 +13,8 @@ use super::guards;
 use super::locate::{Location, Locator};
 use super::raw::{RawAdmin, RawGuards, RawHmac, RawListener, RawRoute, RawServer, RawStore};
 use super::tls;
-use super::{secret, units, Config, Listener, PathMatch, Route, Server, Upstream};
-use crate::provider::{Algorithm, Encoding, HmacRule, Scheme};
+use super::{keys, signature, units, Config, Listener, PathMatch, Route, Server, Upstream};
+use crate::provider::{Algorithm, Encoding, HmacRule, PublicUrl, Scheme};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
     "listeners",
@@ -266,35 +266,22 @@ fn resolve_route(
     let name = route_name(raw.name.as_deref(), at, problems);
     let path = route_path(raw.path, raw.path_prefix, at, problems);
     let methods = route_methods(raw.methods, at, problems);
-    let scheme = route_scheme(raw.provider.as_deref(), raw.hmac, at, problems);
-
-    let mut keys = Vec::new();
-    let mut key_labels = Vec::new();
-    let needs_keys = scheme.as_ref().is_none_or(|s| s.needs_keys());
-    if raw.secrets.is_empty() && needs_keys {
-        problems.add(
-            format!("{at}.secrets"),
-            "no secrets; add `secrets: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
-        );
-    }
-    for (i, raw_secret) in raw.secrets.iter().enumerate() {
-        let path = format!("{at}.secrets[{i}]");
-        let secret = match secret::load(raw_secret, base) {
-            Ok(secret) => secret,
-            Err(message) => {
-                problems.add(path, message);
-                continue;
-            }
-        };
-        let Some(scheme) = &scheme else { continue };
-        match scheme.derive_key(secret.expose()) {
-            Ok(key) => {
-                keys.push(key);
-                key_labels.push(raw_secret.name.clone().unwrap_or_else(|| i.to_string()));
-            }
-            Err(e) => problems.add(path, format!("{}: {e}", secret::describe(raw_secret))),
+    let scheme = match raw.signature {
+        Some(rule) => {
+            let other_scheme = raw.provider.is_some() || raw.hmac.is_some();
+            signature::scheme(other_scheme, rule, at, problems)
         }
-    }
+        None => route_scheme(raw.provider.as_deref(), raw.hmac, at, problems),
+    };
+
+    let route_keys = keys::resolve(
+        &raw.secrets,
+        &raw.public_keys,
+        scheme.as_ref(),
+        at,
+        base,
+        problems,
+    );
 
     let tolerance = duration(
         raw.tolerance.as_deref(),
@@ -326,23 +313,13 @@ fn resolve_route(
         DEFAULT_UPSTREAM_TIMEOUT,
         problems,
     );
-    let public_url = raw.public_url.and_then(|url| match url.parse::<http::Uri>() {
-        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
-            (Some(scheme), Some(authority)) => Some(format!("{scheme}://{authority}")),
-            _ => {
-                problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the URL senders call, such as https://hooks.example.com"));
-                None
-            }
-        },
-        Err(_) => {
-            problems.add(format!("{at}.public_url"), format!("invalid public_url {url:?}; give the URL senders call, such as https://hooks.example.com"));
-            None
-        }
-    });
+    let public_url = raw
+        .public_url
+        .and_then(|url| public_url(&url, &format!("{at}.public_url"), problems));
     if public_url.is_none() && scheme.as_ref().is_some_and(|s| s.signs_url()) {
         problems.add(
             at,
-            "this scheme signs the URL the sender called; add `public_url:` with the scheme and host senders use, such as https://hooks.example.com",
+            "this scheme signs the URL the sender called; add `public_url:` with the URL senders call, such as https://hooks.example.com or https://example.com/hooks/twilio",
         );
     }
     let upstream = upstream(raw.upstream.as_deref(), at, problems).map(|(url, address, https, host)| {
@@ -388,8 +365,8 @@ fn resolve_route(
         path: path?,
         methods,
         scheme: scheme?,
-        keys,
-        key_labels,
+        keys: route_keys.keys,
+        key_labels: route_keys.labels,
         tolerance,
         max_body,
         body_timeout,
@@ -399,6 +376,22 @@ fn resolve_route(
         host,
         report_only,
     })
+}
+
+/// Parses a `public_url:` value, reporting a problem without echoing a URL with user
+/// information, which may hold a password.
+fn public_url(url: &str, path: &str, problems: &mut Problems) -> Option<PublicUrl> {
+    match PublicUrl::parse(url) {
+        Ok(parsed) => Some(parsed),
+        Err(why) => {
+            let shown = if url.contains('@') { "" } else { url };
+            problems.add(
+                path,
+                format!("invalid public_url {shown:?}: {why}; give the URL senders call, such as https://hooks.example.com or https://example.com/hooks/twilio"),
+            );
+            None
+        }
+    }
 }
 
 /// Normalizes a `host:` value: lower case, without a port.
@@ -516,7 +509,7 @@ fn route_scheme(
             problems.add(
                 at,
                 format!(
-                    "route has no signature scheme; add `provider:` (one of {}) or an `hmac:` block",
+                    "route has no signature scheme; add `provider:` (one of {}), an `hmac:` block or a `signature:` block",
                     Scheme::preset_names().join(", ")
                 ),
             );
@@ -738,7 +731,8 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
         }
         // A secret written inline, in place of `{ env: NAME }`, may appear in the error as a
         // value, a number or a key, so the message names the problem without quoting any of them.
-        if parent.contains("secrets") {
+        // `public_keys:` entries get the same care, in case a private key was pasted there.
+        if parent.contains("secrets") || parent.contains("public_keys") {
             let Some(field) = unknown else {
                 let message = "invalid secret entry; write { env: NAME } or { file: PATH }";
                 problems.add(parent, message);

@@ -55,6 +55,8 @@ enum Part {
     /// The timestamp header's text, exactly as received.
     Timestamp,
     Body,
+    /// Fixed text between the other parts, such as Zoom's `v0:`.
+    Literal(&'static str),
 }
 
 /// A signed timestamp header and the way its value is written.
@@ -66,6 +68,8 @@ pub(super) struct Timestamp {
 
 #[derive(Debug, Clone, Copy)]
 enum TimeFormat {
+    /// Unix seconds, 1 to 19 digits.
+    UnixSeconds,
     /// Unix milliseconds, with no leading zero.
     UnixMillis,
     /// RFC 3339, such as `2023-11-14T22:13:20.123456789Z`.
@@ -75,6 +79,7 @@ enum TimeFormat {
 impl TimeFormat {
     fn parse(self, text: &str) -> Result<i64, Failure> {
         match self {
+            TimeFormat::UnixSeconds => timestamp::parse(text),
             TimeFormat::UnixMillis => timestamp::parse_millis(text),
             TimeFormat::Rfc3339 => rfc3339::parse(text),
         }
@@ -82,6 +87,7 @@ impl TimeFormat {
 
     fn format(self, unix_seconds: i64) -> Option<String> {
         match self {
+            TimeFormat::UnixSeconds => Some(unix_seconds.to_string()),
             TimeFormat::UnixMillis => unix_seconds.checked_mul(1000).map(|ms| ms.to_string()),
             TimeFormat::Rfc3339 => rfc3339::format(unix_seconds),
         }
@@ -227,9 +233,99 @@ pub(super) static SENTRY: Spec = Spec {
     delivery_id: Some(HeaderName::from_static("request-id")),
 };
 
+/// Intercom: `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body with the app's client
+/// secret (Intercom's "Signed notifications" page).
+pub(super) static INTERCOM: Spec = Spec {
+    header: HeaderName::from_static("x-hub-signature"),
+    format: Format::Single { prefix: "sha1=" },
+    encoding: Encoding::Hex,
+    algorithm: Algorithm::Sha1,
+    signed: &[Part::Body],
+    timestamp: None,
+    id: None,
+    delivery_id: None,
+};
+
+/// Typeform: `Typeform-Signature: sha256=<base64>`, HMAC-SHA256 of the body. The digest is
+/// base64 after a `sha256=` prefix, unlike GitHub's hex.
+pub(super) static TYPEFORM: Spec = Spec {
+    header: HeaderName::from_static("typeform-signature"),
+    format: Format::Single { prefix: "sha256=" },
+    encoding: Encoding::Base64,
+    algorithm: Algorithm::Sha256,
+    signed: &[Part::Body],
+    timestamp: None,
+    id: None,
+    delivery_id: None,
+};
+
+/// Vercel: `x-vercel-signature: <hex>`, HMAC-SHA1 of the body with the webhook secret or the
+/// integration's client secret.
+pub(super) static VERCEL: Spec = Spec {
+    header: HeaderName::from_static("x-vercel-signature"),
+    format: Format::Single { prefix: "" },
+    encoding: Encoding::Hex,
+    algorithm: Algorithm::Sha1,
+    signed: &[Part::Body],
+    timestamp: None,
+    id: None,
+    delivery_id: None,
+};
+
+/// Jira admin webhooks created with a secret: `X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of
+/// the body. Webhooks registered by Connect or OAuth apps carry a JWT instead and do not fit.
+pub(super) static JIRA: Spec = Spec {
+    header: HeaderName::from_static("x-hub-signature"),
+    format: Format::Single { prefix: "sha256=" },
+    encoding: Encoding::Hex,
+    algorithm: Algorithm::Sha256,
+    signed: &[Part::Body],
+    timestamp: None,
+    id: None,
+    delivery_id: Some(HeaderName::from_static("x-atlassian-webhook-identifier")),
+};
+
+/// Zoom: `x-zm-signature: v0=<hex>`, HMAC-SHA256 with the app's secret token of
+/// `v0:<x-zm-request-timestamp>:<body>`, the timestamp in Unix seconds.
+pub(super) static ZOOM: Spec = Spec {
+    header: HeaderName::from_static("x-zm-signature"),
+    format: Format::Single { prefix: "v0=" },
+    encoding: Encoding::Hex,
+    algorithm: Algorithm::Sha256,
+    signed: &[
+        Part::Literal("v0:"),
+        Part::Timestamp,
+        Part::Literal(":"),
+        Part::Body,
+    ],
+    timestamp: Some(Timestamp {
+        header: HeaderName::from_static("x-zm-request-timestamp"),
+        format: TimeFormat::UnixSeconds,
+    }),
+    id: None,
+    delivery_id: None,
+};
+
+/// X (Twitter) webhooks: `x-twitter-webhooks-signature: sha256=<base64>`, HMAC-SHA256 of the
+/// body with the app's consumer secret.
+///
+/// NOTE: X's pages read here name the header and define the CRC response, but not the
+/// delivery signature. This format, the CRC's HMAC over the raw body, is the one independent
+/// implementations verify. A different format would fail closed.
+pub(super) static TWITTER: Spec = Spec {
+    header: HeaderName::from_static("x-twitter-webhooks-signature"),
+    format: Format::Single { prefix: "sha256=" },
+    encoding: Encoding::Base64,
+    algorithm: Algorithm::Sha256,
+    signed: &[Part::Body],
+    timestamp: None,
+    id: None,
+    delivery_id: None,
+};
+
 /// Every spec, for tests that check them all.
 #[cfg(test)]
-pub(super) static ALL: [&Spec; 9] = [
+pub(super) static ALL: [&Spec; 15] = [
     &SQUARE,
     &ZENDESK,
     &PAGERDUTY,
@@ -239,6 +335,12 @@ pub(super) static ALL: [&Spec; 9] = [
     &HUBSPOT,
     &WOOCOMMERCE,
     &SENTRY,
+    &INTERCOM,
+    &TYPEFORM,
+    &VERCEL,
+    &JIRA,
+    &ZOOM,
+    &TWITTER,
 ];
 
 pub(super) fn verify(
@@ -359,6 +461,7 @@ impl Spec {
                 Part::Method => Ok(request.method.as_bytes()),
                 Part::Url => Ok(request.url.as_bytes()),
                 Part::Body => Ok(request.body),
+                Part::Literal(text) => Ok(text.as_bytes()),
                 // The spec consistency test guarantees the headers for both parts below.
                 Part::Id => id.map(str::as_bytes).ok_or(Failure::SignedHeaderMissing),
                 Part::Timestamp => timestamp

@@ -152,33 +152,17 @@ impl HmacRule {
         request: &Request<'a>,
         timestamp_text: Option<&'a str>,
     ) -> Result<Vec<&'a [u8]>, Failure> {
-        let mut message = Vec::with_capacity(self.template.len());
-        for part in &self.template {
-            let bytes = match part {
-                Part::Literal(text) => text.as_bytes(),
-                Part::Body => request.body,
-                Part::Method => request.method.as_bytes(),
-                Part::Url => request.url.as_bytes(),
-                // `new` guarantees the header for both placeholders below.
-                Part::Timestamp => timestamp_text.ok_or(Failure::TimestampMissing)?.as_bytes(),
-                Part::Id => {
-                    let name = self
-                        .id_header
-                        .as_ref()
-                        .ok_or(Failure::SignedHeaderMissing)?;
-                    headers::required(request.headers, name, Role::Signed)?.as_bytes()
-                }
-                Part::Header(name) => {
-                    headers::required(request.headers, name, Role::Signed)?.as_bytes()
-                }
-            };
-            message.push(bytes);
-        }
-        Ok(message)
+        // `new` guarantees the headers that `{timestamp}` and `{id}` read.
+        template::collect(
+            &self.template,
+            request,
+            timestamp_text,
+            self.id_header.as_ref(),
+        )
     }
 }
 
-fn value_text(headers: &http::HeaderMap, name: &HeaderName) -> String {
+pub(super) fn value_text(headers: &http::HeaderMap, name: &HeaderName) -> String {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -186,14 +170,15 @@ fn value_text(headers: &http::HeaderMap, name: &HeaderName) -> String {
         .to_string()
 }
 
-fn header_name(name: &str, setting: &str) -> Result<HeaderName, String> {
+pub(super) fn header_name(name: &str, setting: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         format!("invalid {setting} name {name:?}; use an HTTP header name such as x-signature")
     })
 }
 
-/// Rejects templates whose placeholders and configured headers do not fit together.
-fn check_template(
+/// Rejects templates whose placeholders and configured headers do not fit together. The
+/// generic `signature:` rule shares these checks.
+pub(super) fn check_template(
     template: &[Part],
     timestamp_header: Option<&HeaderName>,
     id_header: Option<&HeaderName>,

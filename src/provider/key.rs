@@ -25,6 +25,7 @@ enum Material {
     Secret(Vec<u8>),
     Ed25519(ed25519_dalek::VerifyingKey),
     P256(p256::ecdsa::VerifyingKey),
+    Rsa(rsa::RsaPublicKey),
     /// No material, for the `none` preset, which checks no signature.
     Unused,
 }
@@ -49,6 +50,26 @@ pub enum KeyError {
          or PEM; copy the verification key exactly as the provider shows it"
     )]
     InvalidP256Key,
+    #[error(
+        "public key is not whpk_ followed by base64 of a 32-byte Ed25519 public key; \
+         copy the whole key exactly as the provider shows it"
+    )]
+    InvalidWhpkKey,
+    #[error(
+        "public key is not PEM, hex or base64 of a key of the rule's algorithm; \
+         check the algorithm and copy the key exactly as the provider shows it"
+    )]
+    InvalidPublicKey,
+    #[error(
+        "this provider verifies with a shared secret, not a public key; \
+         move the entry from `public_keys:` to `secrets:`"
+    )]
+    SecretExpected,
+    #[error(
+        "a `signature:` rule verifies with public keys; \
+         move the entry from `secrets:` to `public_keys:`"
+    )]
+    PublicKeyExpected,
 }
 
 impl Key {
@@ -115,6 +136,46 @@ impl Key {
         })
     }
 
+    /// Parses a Standard Webhooks Ed25519 public key: `whpk_` followed by padded standard
+    /// base64 of the 32 key bytes. The prefix may be left out. Leading and trailing
+    /// whitespace is ignored, and a small-order (weak) key is rejected.
+    pub(super) fn from_whpk(text: &[u8]) -> Result<Key, KeyError> {
+        let text = text.trim_ascii();
+        let encoded = text.strip_prefix(b"whpk_").unwrap_or(text);
+        if encoded.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        let bytes = STANDARD
+            .decode(encoded)
+            .map_err(|_| KeyError::InvalidWhpkKey)?;
+        let bytes: [u8; ed25519_dalek::PUBLIC_KEY_LENGTH] =
+            bytes.try_into().map_err(|_| KeyError::InvalidWhpkKey)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| KeyError::InvalidWhpkKey)?;
+        if key.is_weak() {
+            return Err(KeyError::InvalidWhpkKey);
+        }
+        Ok(Key::from_ed25519(key))
+    }
+
+    pub(super) fn from_ed25519(key: ed25519_dalek::VerifyingKey) -> Key {
+        Key {
+            material: Material::Ed25519(key),
+        }
+    }
+
+    pub(super) fn from_p256(key: p256::ecdsa::VerifyingKey) -> Key {
+        Key {
+            material: Material::P256(key),
+        }
+    }
+
+    pub(super) fn from_rsa(key: rsa::RsaPublicKey) -> Key {
+        Key {
+            material: Material::Rsa(key),
+        }
+    }
+
     /// Accepts any secret, even an empty one, and keeps none of it.
     pub(super) fn unused() -> Key {
         Key {
@@ -146,6 +207,13 @@ impl Key {
     pub(super) fn p256(&self) -> Option<&p256::ecdsa::VerifyingKey> {
         match &self.material {
             Material::P256(key) => Some(key),
+            _ => None,
+        }
+    }
+
+    pub(super) fn rsa(&self) -> Option<&rsa::RsaPublicKey> {
+        match &self.material {
+            Material::Rsa(key) => Some(key),
             _ => None,
         }
     }

@@ -3,8 +3,8 @@
 //! lies within the tolerance on either side of the current time.
 //!
 //! HMAC schemes compute the MAC over the raw body bytes as received and compare MACs in
-//! constant time. Public-key schemes verify Ed25519 or ECDSA signatures over the same raw
-//! bytes. The exceptions, each documented on its variant, are Mailgun (only fields of the body
+//! constant time. Public-key schemes verify Ed25519, ECDSA or RSA signatures over the same
+//! raw bytes. The exceptions, each documented on its variant, are Mailgun (only fields of the body
 //! are signed), GitLab (a shared token, compared in constant time) and `none` (no check).
 //! Request data never causes a panic: a header that is absent, repeated, not visible ASCII or
 //! not in the scheme's format produces a [`Failure`].
@@ -13,22 +13,28 @@
 //! `timestamp_expired` and `timestamp_in_future` only count requests that were signed with a
 //! configured key: a replay or a clock offset, not a forgery.
 
+pub mod catalog;
 mod declared;
 mod encoding;
 mod failure;
 mod github;
 mod gitlab;
+pub mod handshake;
 mod headers;
 mod hmac_rule;
 mod json;
 mod key;
+mod key_text;
 mod linear;
 mod mac;
 mod mailgun;
+mod private_key;
 mod public_key;
+mod public_url;
 mod rfc3339;
 mod shopify;
 pub mod sign;
+mod signature_rule;
 mod slack;
 mod standard;
 mod stripe;
@@ -48,6 +54,9 @@ pub use failure::Failure;
 pub use hmac_rule::HmacRule;
 pub use key::{Key, KeyError};
 pub use mac::Algorithm;
+pub use private_key::PrivateKey;
+pub use public_url::PublicUrl;
+pub use signature_rule::{KeyAlgorithm, SignatureEncoding, SignatureRule};
 
 /// The parts of an HTTP request that a signature can cover.
 #[derive(Clone, Copy)]
@@ -88,6 +97,10 @@ pub enum Scheme {
     /// Standard Webhooks with `svix-id`, `svix-timestamp` and `svix-signature` headers.
     /// White-labelled Svix senders use the `webhook-*` names and need `StandardWebhooks`.
     Svix,
+    /// Clerk, which sends through Svix: the `Svix` scheme under its own name.
+    Clerk,
+    /// Resend, which sends through Svix: the `Svix` scheme under its own name.
+    Resend,
     /// `X-Shopify-Hmac-Sha256: <base64>`, HMAC-SHA256 of the body.
     Shopify,
     /// `X-Twilio-Signature: <base64>`, HMAC-SHA1 (or HMAC-SHA256 for a SharedKey) of the URL
@@ -131,11 +144,27 @@ pub enum Scheme {
     Woocommerce,
     /// `Sentry-Hook-Signature: <hex>`, HMAC-SHA256 of the body.
     Sentry,
+    /// `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the body.
+    Intercom,
+    /// `Typeform-Signature: sha256=<base64>`, HMAC-SHA256 of the body.
+    Typeform,
+    /// `x-vercel-signature: <hex>`, HMAC-SHA1 of the body.
+    Vercel,
+    /// `X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of the body (Jira admin webhooks).
+    Jira,
+    /// `x-zm-signature: v0=<hex>` with `x-zm-request-timestamp`, HMAC-SHA256 of
+    /// `v0:timestamp:body`. The gateway responds to `endpoint.url_validation` itself.
+    Zoom,
+    /// `x-twitter-webhooks-signature: sha256=<base64>`, HMAC-SHA256 of the body. The gateway
+    /// responds to the `GET ?crc_token=` challenge-response check itself.
+    Twitter,
     /// Preset `none`: no signature is checked and every request is verified. The gateway's
     /// other checks (size, rate and IP limits, duplicate detection) still apply.
     Unsigned,
     /// A rule built from configuration.
     Hmac(HmacRule),
+    /// A public-key rule built from configuration.
+    Signature(SignatureRule),
 }
 
 const PRESET_NAMES: &[&str] = &[
@@ -162,8 +191,19 @@ const PRESET_NAMES: &[&str] = &[
     "calendly",
     "woocommerce",
     "sentry",
+    "clerk",
+    "resend",
+    "intercom",
+    "typeform",
+    "vercel",
+    "jira",
+    "zoom",
+    "twitter",
     "none",
 ];
+
+/// Other names that [`Scheme::preset`] accepts, each with the preset it selects.
+const PRESET_ALIASES: &[(&str, &str)] = &[("x", "twitter")];
 
 impl Scheme {
     /// Returns the preset with this name, or `None` for an unknown name. Names are
@@ -193,18 +233,32 @@ impl Scheme {
             "calendly" => Scheme::Calendly,
             "woocommerce" => Scheme::Woocommerce,
             "sentry" => Scheme::Sentry,
+            "clerk" => Scheme::Clerk,
+            "resend" => Scheme::Resend,
+            "intercom" => Scheme::Intercom,
+            "typeform" => Scheme::Typeform,
+            "vercel" => Scheme::Vercel,
+            "jira" => Scheme::Jira,
+            "zoom" => Scheme::Zoom,
+            "twitter" | "x" => Scheme::Twitter,
             "none" => Scheme::Unsigned,
             _ => return None,
         };
         Some(scheme)
     }
 
-    /// Returns every name that [`Scheme::preset`] accepts.
+    /// Returns the name of every preset, one per scheme. [`Scheme::preset_aliases`] lists the
+    /// other names that select one of them.
     pub fn preset_names() -> &'static [&'static str] {
         PRESET_NAMES
     }
 
-    /// Returns the preset name, or `"hmac"` for a generic rule. The set of values is fixed,
+    /// Returns the alternative preset names, each with the name of the preset it selects.
+    pub fn preset_aliases() -> &'static [(&'static str, &'static str)] {
+        PRESET_ALIASES
+    }
+
+    /// Returns the preset name, or `"hmac"` or `"signature"` for a generic rule. The set of values is fixed,
     /// so it can be a metric label.
     pub fn name(&self) -> &'static str {
         match self {
@@ -231,27 +285,76 @@ impl Scheme {
             Scheme::Calendly => "calendly",
             Scheme::Woocommerce => "woocommerce",
             Scheme::Sentry => "sentry",
+            Scheme::Clerk => "clerk",
+            Scheme::Resend => "resend",
+            Scheme::Intercom => "intercom",
+            Scheme::Typeform => "typeform",
+            Scheme::Vercel => "vercel",
+            Scheme::Jira => "jira",
+            Scheme::Zoom => "zoom",
+            Scheme::Twitter => "twitter",
             Scheme::Unsigned => "none",
             Scheme::Hmac(_) => "hmac",
+            Scheme::Signature(_) => "signature",
         }
     }
 
-    /// Derives the key from one configured secret or public key.
+    /// Derives the key from one entry of a route's `secrets:`.
     ///
-    /// Standard Webhooks and Svix secrets are `whsec_` followed by base64 (the prefix may be
-    /// left out) and the decoded bytes are the key. Discord takes the application's Ed25519
-    /// public key as 64 hex digits, and SendGrid its ECDSA P-256 verification key as base64
-    /// DER SubjectPublicKeyInfo or PEM. `none` accepts any secret, even an empty one, and
-    /// keeps none of it. Every other scheme uses the secret's bytes unchanged, which for
-    /// Stripe includes its `whsec_` prefix.
+    /// Standard Webhooks and the Svix family take `whsec_` followed by base64 (the prefix may
+    /// be left out) and the decoded bytes are the key. Discord and SendGrid take their public
+    /// key here too, as [`Scheme::derive_public_key`] does, because routes written before
+    /// `public_keys:` existed list it under `secrets:`. `none` accepts any secret, even an
+    /// empty one, and keeps none of it. A generic `signature:` rule takes no secrets. Every
+    /// other scheme uses the secret's bytes unchanged, which for Stripe includes its `whsec_`
+    /// prefix.
     pub fn derive_key(&self, secret: &[u8]) -> Result<Key, KeyError> {
         match self {
-            Scheme::StandardWebhooks | Scheme::Svix => Key::from_whsec(secret),
+            Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
+                Key::from_whsec(secret)
+            }
             Scheme::Discord => Key::from_ed25519_hex(secret),
             Scheme::Sendgrid => Key::from_p256_spki(secret),
+            Scheme::Signature(_) => Err(KeyError::PublicKeyExpected),
             Scheme::Unsigned => Ok(Key::unused()),
             _ => Key::from_raw(secret),
         }
+    }
+
+    /// Derives the key from one entry of a route's `public_keys:`.
+    ///
+    /// Discord takes the application's Ed25519 public key as 64 hex digits, and SendGrid its
+    /// ECDSA P-256 verification key as base64 DER SubjectPublicKeyInfo or PEM. Standard
+    /// Webhooks and the Svix family take an Ed25519 key for `v1a` signatures, written as
+    /// `whpk_` followed by base64 of its 32 bytes. A generic `signature:` rule takes PEM, hex
+    /// or base64, as [`SignatureRule::parse_key`] describes. `none` accepts anything and keeps
+    /// none of it. Schemes that verify with a shared secret fail with
+    /// [`KeyError::SecretExpected`].
+    pub fn derive_public_key(&self, text: &[u8]) -> Result<Key, KeyError> {
+        match self {
+            Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
+                Key::from_whpk(text)
+            }
+            Scheme::Discord => Key::from_ed25519_hex(text),
+            Scheme::Sendgrid => Key::from_p256_spki(text),
+            Scheme::Signature(rule) => rule.parse_key(text),
+            Scheme::Unsigned => Ok(Key::unused()),
+            _ => Err(KeyError::SecretExpected),
+        }
+    }
+
+    /// Returns whether the route may list keys under `public_keys:`.
+    pub fn accepts_public_keys(&self) -> bool {
+        matches!(
+            self,
+            Scheme::StandardWebhooks
+                | Scheme::Svix
+                | Scheme::Clerk
+                | Scheme::Resend
+                | Scheme::Discord
+                | Scheme::Sendgrid
+                | Scheme::Signature(_)
+        )
     }
 
     /// Returns whether the scheme needs keys. Only `none` does not.
@@ -265,6 +368,7 @@ impl Scheme {
         match self {
             Scheme::Twilio | Scheme::Square | Scheme::Hubspot => true,
             Scheme::Hmac(rule) => rule.signs_url(),
+            Scheme::Signature(rule) => rule.signs_url(),
             _ => false,
         }
     }
@@ -282,7 +386,7 @@ impl Scheme {
         match self {
             Scheme::Github | Scheme::GithubSha1 => Some(&GITHUB),
             Scheme::StandardWebhooks => Some(&WEBHOOK),
-            Scheme::Svix => Some(&SVIX),
+            Scheme::Svix | Scheme::Clerk | Scheme::Resend => Some(&SVIX),
             Scheme::Shopify => Some(&SHOPIFY),
             Scheme::Gitlab => Some(&GITLAB),
             Scheme::Square => declared::SQUARE.delivery_id.as_ref(),
@@ -294,6 +398,12 @@ impl Scheme {
             Scheme::Hubspot => declared::HUBSPOT.delivery_id.as_ref(),
             Scheme::Woocommerce => declared::WOOCOMMERCE.delivery_id.as_ref(),
             Scheme::Sentry => declared::SENTRY.delivery_id.as_ref(),
+            Scheme::Jira => declared::JIRA.delivery_id.as_ref(),
+            Scheme::Intercom
+            | Scheme::Typeform
+            | Scheme::Vercel
+            | Scheme::Zoom
+            | Scheme::Twitter => None,
             Scheme::Stripe
             | Scheme::Slack
             | Scheme::Twilio
@@ -304,6 +414,7 @@ impl Scheme {
             | Scheme::Calendly
             | Scheme::Unsigned => None,
             Scheme::Hmac(rule) => rule.id_header(),
+            Scheme::Signature(rule) => rule.id_header(),
         }
     }
 
@@ -325,7 +436,7 @@ impl Scheme {
             Scheme::Stripe => &stripe::STRIPE.header,
             Scheme::Slack => &SLACK,
             Scheme::StandardWebhooks => &WEBHOOK,
-            Scheme::Svix => &SVIX,
+            Scheme::Svix | Scheme::Clerk | Scheme::Resend => &SVIX,
             Scheme::Shopify => &SHOPIFY,
             Scheme::Twilio => &twilio::SIGNATURE,
             Scheme::Square => &declared::SQUARE.header,
@@ -341,8 +452,15 @@ impl Scheme {
             Scheme::Calendly => &stripe::CALENDLY.header,
             Scheme::Woocommerce => &declared::WOOCOMMERCE.header,
             Scheme::Sentry => &declared::SENTRY.header,
+            Scheme::Intercom => &declared::INTERCOM.header,
+            Scheme::Typeform => &declared::TYPEFORM.header,
+            Scheme::Vercel => &declared::VERCEL.header,
+            Scheme::Jira => &declared::JIRA.header,
+            Scheme::Zoom => &declared::ZOOM.header,
+            Scheme::Twitter => &declared::TWITTER.header,
             Scheme::Mailgun | Scheme::Gitlab | Scheme::Unsigned => return None,
             Scheme::Hmac(rule) => rule.signature_header(),
+            Scheme::Signature(rule) => rule.signature_header(),
         };
         Some(header)
     }
@@ -362,7 +480,10 @@ impl Scheme {
             | Scheme::Sendgrid
             | Scheme::Discord
             | Scheme::Hubspot
-            | Scheme::Calendly => true,
+            | Scheme::Calendly
+            | Scheme::Clerk
+            | Scheme::Resend
+            | Scheme::Zoom => true,
             Scheme::Github
             | Scheme::GithubSha1
             | Scheme::Shopify
@@ -373,8 +494,14 @@ impl Scheme {
             | Scheme::Bitbucket
             | Scheme::Woocommerce
             | Scheme::Sentry
+            | Scheme::Intercom
+            | Scheme::Typeform
+            | Scheme::Vercel
+            | Scheme::Jira
+            | Scheme::Twitter
             | Scheme::Unsigned => false,
             Scheme::Hmac(rule) => rule.uses_timestamp(),
+            Scheme::Signature(rule) => rule.uses_timestamp(),
         }
     }
 
@@ -399,7 +526,7 @@ impl Scheme {
             Scheme::StandardWebhooks => {
                 standard::verify(request, keys, now, tolerance, &standard::WEBHOOK_HEADERS)
             }
-            Scheme::Svix => {
+            Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
                 standard::verify(request, keys, now, tolerance, &standard::SVIX_HEADERS)
             }
             Scheme::Shopify => shopify::verify(request, keys),
@@ -434,11 +561,22 @@ impl Scheme {
                 declared::verify(&declared::WOOCOMMERCE, request, keys, now, tolerance)
             }
             Scheme::Sentry => declared::verify(&declared::SENTRY, request, keys, now, tolerance),
+            Scheme::Intercom => {
+                declared::verify(&declared::INTERCOM, request, keys, now, tolerance)
+            }
+            Scheme::Typeform => {
+                declared::verify(&declared::TYPEFORM, request, keys, now, tolerance)
+            }
+            Scheme::Vercel => declared::verify(&declared::VERCEL, request, keys, now, tolerance),
+            Scheme::Jira => declared::verify(&declared::JIRA, request, keys, now, tolerance),
+            Scheme::Zoom => declared::verify(&declared::ZOOM, request, keys, now, tolerance),
+            Scheme::Twitter => declared::verify(&declared::TWITTER, request, keys, now, tolerance),
             Scheme::Unsigned => Ok(Verified {
                 key_index: 0,
                 timestamp: None,
             }),
             Scheme::Hmac(rule) => rule.verify(request, keys, now, tolerance),
+            Scheme::Signature(rule) => rule.verify(request, keys, now, tolerance),
         }
     }
 }

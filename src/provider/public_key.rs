@@ -31,7 +31,7 @@ use super::{timestamp, Failure, Key, Request, Verified};
 /// The signature and timestamp headers of one public-key scheme.
 pub(super) struct Headers {
     pub(super) signature: HeaderName,
-    timestamp: HeaderName,
+    pub(super) timestamp: HeaderName,
 }
 
 pub(super) static DISCORD: Headers = Headers {

@@ -3,6 +3,9 @@
 
 use http::HeaderName;
 
+use super::headers::{self, Role};
+use super::{Failure, Request};
+
 /// One piece of a parsed template, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Part {
@@ -60,6 +63,37 @@ pub(super) fn parse(template: &str) -> Result<Vec<Part>, String> {
         parts.push(Part::Literal(literal));
     }
     Ok(parts)
+}
+
+/// Collects the bytes a template signs as borrowed slices, in template order.
+///
+/// `timestamp_text` is the timestamp header's value and `id_header` the header read for
+/// `{id}`. A missing header fails as it would for a preset.
+pub(super) fn collect<'a>(
+    template: &'a [Part],
+    request: &Request<'a>,
+    timestamp_text: Option<&'a str>,
+    id_header: Option<&HeaderName>,
+) -> Result<Vec<&'a [u8]>, Failure> {
+    let mut message = Vec::with_capacity(template.len());
+    for part in template {
+        let bytes = match part {
+            Part::Literal(text) => text.as_bytes(),
+            Part::Body => request.body,
+            Part::Method => request.method.as_bytes(),
+            Part::Url => request.url.as_bytes(),
+            Part::Timestamp => timestamp_text.ok_or(Failure::TimestampMissing)?.as_bytes(),
+            Part::Id => {
+                let name = id_header.ok_or(Failure::SignedHeaderMissing)?;
+                headers::required(request.headers, name, Role::Signed)?.as_bytes()
+            }
+            Part::Header(name) => {
+                headers::required(request.headers, name, Role::Signed)?.as_bytes()
+            }
+        };
+        message.push(bytes);
+    }
+    Ok(message)
 }
 
 fn placeholder(name: &str) -> Result<Part, String> {

@@ -41,9 +41,25 @@ fn uses_timestamp_per_preset() {
             "sendgrid",
             "discord",
             "hubspot",
-            "calendly"
+            "calendly",
+            "clerk",
+            "resend",
+            "zoom"
         ]
     );
+}
+
+#[test]
+fn aliases_select_their_preset() {
+    for (alias, name) in Scheme::preset_aliases() {
+        assert_eq!(Scheme::preset(alias).map(|s| s.name()), Some(*name));
+        assert!(!Scheme::preset_names().contains(alias), "{alias}");
+    }
+}
+
+#[test]
+fn at_least_thirty_presets() {
+    assert!(Scheme::preset_names().len() >= 30);
 }
 
 #[test]

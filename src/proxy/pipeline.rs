@@ -186,12 +186,34 @@ impl Rules {
             .map(str::to_string);
 
         let client = self.guards.client_ip(session);
+        let header = session.req_header();
+        let challenge = provider::handshake::query_response(
+            &route.scheme,
+            header.method.as_str(),
+            header.uri.query(),
+            &route.keys,
+        );
+        if let Some(challenge) = challenge {
+            if let Err(refusal) = self.guards.admit(route, session, client).await {
+                return self.refuse(session, name, refusal, log).await;
+            }
+            return self
+                .respond_to_handshake(session, name, challenge, log)
+                .await;
+        }
         let (body, _reserved) = match self.receive(session, live, client).await {
             Ok(received) => received,
             Err(refusal) => return self.refuse(session, name, refusal, log).await,
         };
         live.body_size.observe(body.len() as f64);
         log.body_bytes = Some(body.len());
+        if let Some(challenge) =
+            provider::handshake::body_response(&route.scheme, &body, &route.keys)
+        {
+            return self
+                .respond_to_handshake(session, name, challenge, log)
+                .await;
+        }
 
         let verified = match self.verify(session, live, &body) {
             Ok(verified) => {
@@ -404,9 +426,9 @@ impl Rules {
         let route = &live.route;
         let header = session.req_header();
         let path_and_query = header.uri.path_and_query().map_or("/", |p| p.as_str());
-        // The URL the sender signed: the public origin, then the path and query as received.
+        // The URL the sender signed, built from the route's public URL.
         let url = match &route.public_url {
-            Some(origin) => format!("{origin}{path_and_query}"),
+            Some(public_url) => public_url.signed_url(&route.scheme, path_and_query),
             None => path_and_query.to_string(),
         };
         let request = provider::Request {
@@ -422,6 +444,36 @@ impl Rules {
             self.clock.now_unix(),
             route.tolerance,
         )
+    }
+}
+
+impl Rules {
+    /// Writes the gateway's own response to a sender's handshake, or rejects a handshake
+    /// whose token is invalid. Neither reaches the upstream.
+    async fn respond_to_handshake(
+        &self,
+        session: &mut Session,
+        route: &str,
+        challenge: std::result::Result<provider::handshake::Response, provider::Failure>,
+        log: &mut RequestLog,
+    ) -> std::result::Result<(), Box<Error>> {
+        let response = match challenge {
+            Ok(response) => response,
+            Err(failure) => {
+                return self
+                    .reject(session, route, Reject::Verify(failure), log)
+                    .await
+            }
+        };
+        METRICS
+            .requests
+            .with_label_values(&[route, "handshake"])
+            .inc();
+        tracing::debug!(route, "responded to the sender's handshake");
+        log.status = Some(200);
+        log.reason = Some("handshake");
+        reject::write_json(session, 200, response.body, &[]).await;
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::*;
-use crate::provider::test_support::{header_map, hmac_sha256, request};
+use crate::provider::test_support::{header_map, hmac_sha256, hmac_with, request};
 use crate::provider::{KeyError, Scheme};
 
 const SECRET: &[u8] = b"declared-preset-secret";
@@ -299,5 +299,87 @@ fn sign_fails_for_timestamp_outside_rfc3339_years() -> Result<(), KeyError> {
     let result = sign(&ZENDESK, &key, &message);
 
     assert!(result.is_err());
+    Ok(())
+}
+
+fn sha1_mac(parts: &[&[u8]]) -> Vec<u8> {
+    hmac_with::<hmac::Hmac<sha1::Sha1>>(SECRET, parts)
+}
+
+#[test]
+fn intercom_signs_body_with_sha1() -> Result<(), KeyError> {
+    let signature = format!("sha1={}", hex::encode(sha1_mac(&[BODY])));
+    let pairs: [(&str, &[u8]); 1] = [("X-Hub-Signature", signature.as_bytes())];
+    let sha256 = format!("sha256={}", hex_mac(&[BODY]));
+    let jira_style: [(&str, &[u8]); 1] = [("X-Hub-Signature", sha256.as_bytes())];
+
+    assert_eq!(verify(&Scheme::Intercom, &pairs, BODY, T)?, valid(None));
+    assert_eq!(
+        verify(&Scheme::Intercom, &jira_style, BODY, T)?,
+        Err(Failure::SignatureMalformed)
+    );
+    Ok(())
+}
+
+#[test]
+fn typeform_signs_body_in_prefixed_base64() -> Result<(), KeyError> {
+    let signature = format!("sha256={}", base64_mac(&[BODY]));
+    let pairs: [(&str, &[u8]); 1] = [("Typeform-Signature", signature.as_bytes())];
+    let hex = format!("sha256={}", hex_mac(&[BODY]));
+    let hex_pairs: [(&str, &[u8]); 1] = [("Typeform-Signature", hex.as_bytes())];
+
+    assert_eq!(verify(&Scheme::Typeform, &pairs, BODY, T)?, valid(None));
+    assert_eq!(
+        verify(&Scheme::Typeform, &hex_pairs, BODY, T)?,
+        Err(Failure::SignatureMalformed)
+    );
+    Ok(())
+}
+
+#[test]
+fn vercel_signs_body_with_sha1_hex() -> Result<(), KeyError> {
+    let signature = hex::encode(sha1_mac(&[BODY]));
+    let pairs: [(&str, &[u8]); 1] = [("x-vercel-signature", signature.as_bytes())];
+
+    assert_eq!(verify(&Scheme::Vercel, &pairs, BODY, T)?, valid(None));
+    Ok(())
+}
+
+#[test]
+fn jira_signs_body_in_hex() -> Result<(), KeyError> {
+    let signature = format!("sha256={}", hex_mac(&[BODY]));
+    let pairs: [(&str, &[u8]); 1] = [("X-Hub-Signature", signature.as_bytes())];
+
+    assert_eq!(verify(&Scheme::Jira, &pairs, BODY, T)?, valid(None));
+    assert_eq!(
+        Scheme::Jira.delivery_id_header().map(|h| h.as_str()),
+        Some("x-atlassian-webhook-identifier")
+    );
+    Ok(())
+}
+
+#[test]
+fn zoom_signs_v0_timestamp_and_body() -> Result<(), KeyError> {
+    let t = T.to_string();
+    let signature = format!("v0={}", hex_mac(&[b"v0:", t.as_bytes(), b":", BODY]));
+    let pairs: [(&str, &[u8]); 2] = [
+        ("x-zm-signature", signature.as_bytes()),
+        ("x-zm-request-timestamp", t.as_bytes()),
+    ];
+
+    assert_eq!(verify(&Scheme::Zoom, &pairs, BODY, T)?, valid(Some(T)));
+    assert_eq!(
+        verify(&Scheme::Zoom, &pairs, BODY, T + 301)?,
+        Err(Failure::TimestampExpired)
+    );
+    Ok(())
+}
+
+#[test]
+fn twitter_signs_body_in_prefixed_base64() -> Result<(), KeyError> {
+    let signature = format!("sha256={}", base64_mac(&[BODY]));
+    let pairs: [(&str, &[u8]); 1] = [("x-twitter-webhooks-signature", signature.as_bytes())];
+
+    assert_eq!(verify(&Scheme::Twitter, &pairs, BODY, T)?, valid(None));
     Ok(())
 }
