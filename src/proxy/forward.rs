@@ -181,8 +181,12 @@ fn upstream_request(session: &Session, body_len: usize) -> RequestHeader {
         && !request
             .headers
             .contains_key(http::header::TRANSFER_ENCODING);
+    // A removal looks the name up in both of the header's maps, and most requests carry none
+    // of these, so one lookup comes first.
     for name in HOP_BY_HOP {
-        request.remove_header(*name);
+        if request.headers.contains_key(*name) {
+            request.remove_header(*name);
+        }
     }
     if session.is_http2() {
         request.set_version(http::Version::HTTP_11);
