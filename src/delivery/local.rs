@@ -1,0 +1,777 @@
+//! The local queue: one redb file in `queue.dir`, written by a single thread that commits
+//! waiting writes together and fsyncs each commit before any of them is acknowledged.
+//!
+//! redb commits are atomic and durable once `commit` returns (with the default `Immediate`
+//! durability), so a request acknowledged with 202 survives `kill -9` and power loss. redb
+//! also takes an exclusive lock on the file, so one process at a time opens it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redb::{Database, ReadableTable, TableDefinition, WriteTransaction};
+use tokio::sync::{oneshot, Notify};
+
+use super::request::{now_ms, Entry, StoredRequest};
+use super::{Enqueued, QueueError, RouteStats, Selection};
+
+/// Delivery id, accepted at (Unix ms), attempts, last error, method, target, headers, body.
+type Record = (
+    &'static str,
+    u64,
+    u32,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    &'static [u8],
+    &'static [u8],
+);
+
+/// Requests waiting for delivery, by route and sequence number.
+const PENDING: TableDefinition<(&str, u64), Record> = TableDefinition::new("pending");
+/// Requests that will not be tried again, by route and sequence number.
+const DEAD: TableDefinition<(&str, u64), Record> = TableDefinition::new("dead");
+/// Sequence number of each stored delivery id, by route and id.
+const IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
+/// Counters: `next_seq`.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Most writes committed together in one fsync.
+const MAX_BATCH: usize = 256;
+/// Memory redb may use for its page cache.
+const CACHE_BYTES: usize = 16 << 20;
+
+pub struct LocalQueue {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Write>,
+    index: Arc<Mutex<Index>>,
+    file: PathBuf,
+}
+
+/// In-memory view of the file: what waits per route and the totals the limits apply to.
+#[derive(Default)]
+struct Index {
+    routes: HashMap<String, RouteIndex>,
+    entries: usize,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct RouteIndex {
+    /// Accepted-at time (Unix ms) of every pending request, by sequence number.
+    pending: BTreeMap<u64, u64>,
+    /// Pending requests that no worker holds.
+    waiting: BTreeSet<u64>,
+    dead: usize,
+    notify: Arc<Notify>,
+}
+
+/// A write for the writer thread, answered once its batch is committed.
+enum Write {
+    Enqueue {
+        route: String,
+        delivery_id: String,
+        request: StoredRequest,
+        reply: oneshot::Sender<Result<Enqueued, QueueError>>,
+    },
+    /// Any other change to one or more entries.
+    Change {
+        change: Change,
+        reply: oneshot::Sender<Result<usize, QueueError>>,
+    },
+}
+
+enum Change {
+    Delivered(Entry),
+    Failed(Entry),
+    DeadLetter(Entry),
+    Retry(Selection),
+    Purge(Selection, bool),
+}
+
+/// Effect of a committed write on the index.
+enum Effect {
+    Added {
+        route: String,
+        seq: u64,
+        accepted: u64,
+        size: usize,
+    },
+    Removed {
+        route: String,
+        seq: u64,
+        size: usize,
+    },
+    Buried {
+        route: String,
+        seq: u64,
+    },
+    Revived {
+        route: String,
+        seq: u64,
+        accepted: u64,
+    },
+    DeadRemoved {
+        route: String,
+        size: usize,
+    },
+}
+
+impl LocalQueue {
+    /// Opens or creates the queue `file`, and its directory; fails when another process has
+    /// it open.
+    pub fn open(
+        file: &Path,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<LocalQueue, QueueError> {
+        let file = file.to_path_buf();
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                QueueError::Unavailable(format!(
+                    "cannot create queue directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&file)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => QueueError::Locked(file.clone()),
+                other => {
+                    QueueError::Unavailable(format!("cannot open {}: {other}", file.display()))
+                }
+            })?;
+        let db = Arc::new(db);
+        let (index, next_seq) = load_index(&db)?;
+        let index = Arc::new(Mutex::new(index));
+        let (writer, requests) = mpsc::channel();
+        let thread = Writer {
+            db: Arc::clone(&db),
+            index: Arc::clone(&index),
+            next_seq,
+            max_entries,
+            max_bytes,
+        };
+        std::thread::Builder::new()
+            .name("hookgate-queue".to_string())
+            .spawn(move || thread.run(requests))
+            .map_err(|e| QueueError::Unavailable(format!("cannot start the queue writer: {e}")))?;
+        Ok(LocalQueue {
+            db,
+            writer,
+            index,
+            file,
+        })
+    }
+
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    pub async fn enqueue(
+        &self,
+        route: &str,
+        delivery_id: &str,
+        request: StoredRequest,
+    ) -> Result<Enqueued, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        let write = Write::Enqueue {
+            route: route.to_string(),
+            delivery_id: delivery_id.to_string(),
+            request,
+            reply,
+        };
+        self.writer.send(write).map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn change(&self, change: Change) -> Result<usize, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Write::Change { change, reply })
+            .map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Takes the oldest waiting request of `route`, waiting up to `wait` for one.
+    pub async fn take(&self, route: &str, wait: Duration) -> Result<Option<Entry>, QueueError> {
+        let notify = {
+            let mut index = lock(&self.index);
+            let route_index = index.routes.entry(route.to_string()).or_default();
+            Arc::clone(&route_index.notify)
+        };
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(entry) = self.pop(route)? {
+            return Ok(Some(entry));
+        }
+        let _ = tokio::time::timeout(wait, notified).await;
+        self.pop(route)
+    }
+
+    fn pop(&self, route: &str) -> Result<Option<Entry>, QueueError> {
+        loop {
+            let seq = {
+                let mut index = lock(&self.index);
+                let Some(route_index) = index.routes.get_mut(route) else {
+                    return Ok(None);
+                };
+                let Some(seq) = route_index.waiting.pop_first() else {
+                    return Ok(None);
+                };
+                seq
+            };
+            // An entry purged after it was indexed is skipped.
+            if let Some(entry) = self.read(PENDING, route, seq)? {
+                return Ok(Some(entry));
+            }
+        }
+    }
+
+    /// Puts a taken request back, for a worker that stops before it is settled.
+    pub fn release(&self, entry: &Entry) {
+        let Ok(seq) = entry.id.parse::<u64>() else {
+            return;
+        };
+        let mut index = lock(&self.index);
+        if let Some(route_index) = index.routes.get_mut(&entry.route) {
+            if route_index.pending.contains_key(&seq) {
+                route_index.waiting.insert(seq);
+                route_index.notify.notify_one();
+            }
+        }
+    }
+
+    pub async fn delivered(&self, entry: &Entry) -> Result<(), QueueError> {
+        self.change(Change::Delivered(entry.clone()))
+            .await
+            .map(drop)
+    }
+
+    pub async fn record_failure(&self, entry: &Entry) -> Result<(), QueueError> {
+        self.change(Change::Failed(entry.clone())).await.map(drop)
+    }
+
+    pub async fn dead_letter(&self, entry: &Entry) -> Result<(), QueueError> {
+        self.change(Change::DeadLetter(entry.clone()))
+            .await
+            .map(drop)
+    }
+
+    pub async fn retry(&self, selection: Selection) -> Result<usize, QueueError> {
+        self.change(Change::Retry(selection)).await
+    }
+
+    pub async fn purge(&self, selection: Selection, dead: bool) -> Result<usize, QueueError> {
+        self.change(Change::Purge(selection, dead)).await
+    }
+
+    /// Lists the entries of `selection`, pending or dead-lettered, oldest first.
+    pub fn list(
+        &self,
+        selection: &Selection,
+        dead: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>, QueueError> {
+        let table = if dead { DEAD } else { PENDING };
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = match read.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(storage(e)),
+        };
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(storage)? {
+            let (key, value) = item.map_err(storage)?;
+            let (route, seq) = key.value();
+            if !selection.matches(route, &seq.to_string()) {
+                continue;
+            }
+            entries.push(entry_from(route, seq, value.value()));
+            if entries.len() >= limit {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    fn read(
+        &self,
+        table: TableDefinition<(&str, u64), Record>,
+        route: &str,
+        seq: u64,
+    ) -> Result<Option<Entry>, QueueError> {
+        let read = self.db.begin_read().map_err(storage)?;
+        let table = match read.open_table(table) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        let found = table.get(&(route, seq)).map_err(storage)?;
+        Ok(found.map(|value| entry_from(route, seq, value.value())))
+    }
+
+    /// Depth, dead-letter count and oldest pending acceptance time of every known route.
+    pub fn stats(&self) -> Vec<RouteStats> {
+        let index = lock(&self.index);
+        index
+            .routes
+            .iter()
+            .map(|(route, r)| RouteStats {
+                route: route.clone(),
+                depth: r.pending.len(),
+                dead: r.dead,
+                oldest_ms: r.pending.first_key_value().map(|(_, accepted)| *accepted),
+            })
+            .collect()
+    }
+
+    /// Bytes of stored requests, pending and dead-lettered.
+    pub fn bytes(&self) -> usize {
+        lock(&self.index).bytes
+    }
+}
+
+fn lock(index: &Mutex<Index>) -> MutexGuard<'_, Index> {
+    index
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn writer_gone() -> QueueError {
+    QueueError::Unavailable("the queue writer thread has stopped".to_string())
+}
+
+fn storage(error: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(error.to_string())
+}
+
+fn entry_from(route: &str, seq: u64, record: <Record as redb::Value>::SelfType<'_>) -> Entry {
+    let (delivery_id, accepted_ms, attempts, last_error, method, target, headers, body) = record;
+    Entry {
+        route: route.to_string(),
+        id: seq.to_string(),
+        delivery_id: delivery_id.to_string(),
+        accepted_ms,
+        attempts,
+        last_error: last_error.to_string(),
+        request: StoredRequest {
+            method: method.to_string(),
+            target: target.to_vec(),
+            headers: StoredRequest::decode_headers(headers),
+            body: Bytes::copy_from_slice(body),
+        },
+    }
+}
+
+/// Reads every entry's route, sequence number and size, and the next sequence number.
+fn load_index(db: &Database) -> Result<(Index, u64), QueueError> {
+    let write = db.begin_write().map_err(storage)?;
+    let mut index = Index::default();
+    let mut next_seq = 1;
+    {
+        let meta = write.open_table(META).map_err(storage)?;
+        if let Some(value) = meta.get("next_seq").map_err(storage)? {
+            next_seq = value.value();
+        }
+        for (table, dead) in [(PENDING, false), (DEAD, true)] {
+            let table = write.open_table(table).map_err(storage)?;
+            for item in table.iter().map_err(storage)? {
+                let (key, value) = item.map_err(storage)?;
+                let (route, seq) = key.value();
+                let entry = entry_from(route, seq, value.value());
+                let size = entry.request.size();
+                index.entries += 1;
+                index.bytes += size;
+                next_seq = next_seq.max(seq + 1);
+                let route_index = index.routes.entry(route.to_string()).or_default();
+                if dead {
+                    route_index.dead += 1;
+                } else {
+                    route_index.pending.insert(seq, entry.accepted_ms);
+                    route_index.waiting.insert(seq);
+                }
+            }
+        }
+        let _ = write.open_table(IDS).map_err(storage)?;
+    }
+    write.commit().map_err(storage)?;
+    Ok((index, next_seq))
+}
+
+/// The thread that owns every write transaction.
+struct Writer {
+    db: Arc<Database>,
+    index: Arc<Mutex<Index>>,
+    next_seq: u64,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+/// Reply of one write, sent once the batch is committed.
+enum Reply {
+    Enqueue(
+        oneshot::Sender<Result<Enqueued, QueueError>>,
+        Result<Enqueued, QueueError>,
+    ),
+    Change(
+        oneshot::Sender<Result<usize, QueueError>>,
+        Result<usize, QueueError>,
+    ),
+}
+
+impl Writer {
+    fn run(mut self, requests: mpsc::Receiver<Write>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match requests.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+    }
+
+    /// Applies a batch in one transaction. When the commit fails, every write in it fails.
+    fn commit(&mut self, batch: Vec<Write>) {
+        let started = std::time::Instant::now();
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut effects = Vec::new();
+        let (entries, bytes) = {
+            let index = lock(&self.index);
+            (index.entries, index.bytes)
+        };
+        let mut totals = (entries, bytes);
+        let next_seq = self.next_seq;
+        let outcome = self.db.begin_write().map_err(storage).and_then(|txn| {
+            for write in batch {
+                match write {
+                    Write::Enqueue {
+                        route,
+                        delivery_id,
+                        request,
+                        reply,
+                    } => {
+                        let result = self.enqueue(
+                            &txn,
+                            &route,
+                            &delivery_id,
+                            &request,
+                            &mut totals,
+                            &mut effects,
+                        );
+                        replies.push(Reply::Enqueue(reply, result));
+                    }
+                    Write::Change { change, reply } => {
+                        let result = apply(&txn, change, &mut effects);
+                        replies.push(Reply::Change(reply, result));
+                    }
+                }
+            }
+            if self.next_seq != next_seq {
+                let mut meta = txn.open_table(META).map_err(storage)?;
+                meta.insert("next_seq", self.next_seq).map_err(storage)?;
+            }
+            txn.commit().map_err(storage)
+        });
+        crate::metrics::METRICS
+            .queue_commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(error) = outcome {
+            tracing::error!(error = %error, writes = replies.len(), "queue commit failed; the writes in it are not stored");
+            self.next_seq = next_seq;
+            for reply in replies {
+                match reply {
+                    Reply::Enqueue(tx, _) => drop(tx.send(Err(error.clone()))),
+                    Reply::Change(tx, _) => drop(tx.send(Err(error.clone()))),
+                }
+            }
+            return;
+        }
+        self.apply_effects(effects);
+        for reply in replies {
+            match reply {
+                Reply::Enqueue(tx, result) => drop(tx.send(result)),
+                Reply::Change(tx, result) => drop(tx.send(result)),
+            }
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        txn: &WriteTransaction,
+        route: &str,
+        delivery_id: &str,
+        request: &StoredRequest,
+        totals: &mut (usize, usize),
+        effects: &mut Vec<Effect>,
+    ) -> Result<Enqueued, QueueError> {
+        let mut ids = txn.open_table(IDS).map_err(storage)?;
+        if !delivery_id.is_empty() {
+            if let Some(seq) = ids.get(&(route, delivery_id)).map_err(storage)? {
+                return Ok(Enqueued::Duplicate {
+                    id: seq.value().to_string(),
+                });
+            }
+        }
+        let size = request.size();
+        if totals.0 >= self.max_entries || totals.1 + size > self.max_bytes {
+            return Err(QueueError::Full);
+        }
+        let seq = self.next_seq;
+        let accepted = now_ms();
+        let headers = request.encode_headers();
+        let mut pending = txn.open_table(PENDING).map_err(storage)?;
+        let record = (
+            delivery_id,
+            accepted,
+            0u32,
+            "",
+            request.method.as_str(),
+            request.target.as_slice(),
+            headers.as_slice(),
+            request.body.as_ref(),
+        );
+        pending.insert(&(route, seq), &record).map_err(storage)?;
+        if !delivery_id.is_empty() {
+            ids.insert(&(route, delivery_id), seq).map_err(storage)?;
+        }
+        self.next_seq += 1;
+        *totals = (totals.0 + 1, totals.1 + size);
+        effects.push(Effect::Added {
+            route: route.to_string(),
+            seq,
+            accepted,
+            size,
+        });
+        Ok(Enqueued::Accepted {
+            id: seq.to_string(),
+        })
+    }
+
+    fn apply_effects(&self, effects: Vec<Effect>) {
+        let mut index = lock(&self.index);
+        for effect in effects {
+            match effect {
+                Effect::Added {
+                    route,
+                    seq,
+                    accepted,
+                    size,
+                } => {
+                    index.entries += 1;
+                    index.bytes += size;
+                    let r = index.routes.entry(route).or_default();
+                    r.pending.insert(seq, accepted);
+                    r.waiting.insert(seq);
+                    r.notify.notify_one();
+                }
+                Effect::Removed { route, seq, size } => {
+                    index.entries = index.entries.saturating_sub(1);
+                    index.bytes = index.bytes.saturating_sub(size);
+                    let r = index.routes.entry(route).or_default();
+                    r.pending.remove(&seq);
+                    r.waiting.remove(&seq);
+                }
+                Effect::Buried { route, seq } => {
+                    let r = index.routes.entry(route).or_default();
+                    r.pending.remove(&seq);
+                    r.waiting.remove(&seq);
+                    r.dead += 1;
+                }
+                Effect::Revived {
+                    route,
+                    seq,
+                    accepted,
+                } => {
+                    let r = index.routes.entry(route).or_default();
+                    r.dead = r.dead.saturating_sub(1);
+                    r.pending.insert(seq, accepted);
+                    r.waiting.insert(seq);
+                    r.notify.notify_one();
+                }
+                Effect::DeadRemoved { route, size } => {
+                    index.entries = index.entries.saturating_sub(1);
+                    index.bytes = index.bytes.saturating_sub(size);
+                    let r = index.routes.entry(route).or_default();
+                    r.dead = r.dead.saturating_sub(1);
+                }
+            }
+        }
+    }
+}
+
+/// Applies one change inside the batch's transaction; returns the entries it touched.
+fn apply(
+    txn: &WriteTransaction,
+    change: Change,
+    effects: &mut Vec<Effect>,
+) -> Result<usize, QueueError> {
+    match change {
+        Change::Delivered(entry) => {
+            let Some(seq) = entry_seq(&entry) else {
+                return Ok(0);
+            };
+            let removed = remove_entry(txn, PENDING, &entry.route, seq)?;
+            if let Some(size) = removed {
+                effects.push(Effect::Removed {
+                    route: entry.route,
+                    seq,
+                    size,
+                });
+            }
+            Ok(usize::from(removed.is_some()))
+        }
+        Change::Failed(entry) => {
+            let Some(seq) = entry_seq(&entry) else {
+                return Ok(0);
+            };
+            let mut pending = txn.open_table(PENDING).map_err(storage)?;
+            let exists = pending
+                .get(&(entry.route.as_str(), seq))
+                .map_err(storage)?
+                .is_some();
+            if exists {
+                write_record(&mut pending, &entry, seq)?;
+            }
+            Ok(usize::from(exists))
+        }
+        Change::DeadLetter(entry) => {
+            let Some(seq) = entry_seq(&entry) else {
+                return Ok(0);
+            };
+            let mut pending = txn.open_table(PENDING).map_err(storage)?;
+            let exists = pending
+                .remove(&(entry.route.as_str(), seq))
+                .map_err(storage)?
+                .is_some();
+            drop(pending);
+            if exists {
+                let mut dead = txn.open_table(DEAD).map_err(storage)?;
+                write_record(&mut dead, &entry, seq)?;
+                effects.push(Effect::Buried {
+                    route: entry.route,
+                    seq,
+                });
+            }
+            Ok(usize::from(exists))
+        }
+        Change::Retry(selection) => {
+            let chosen = select(txn, DEAD, &selection)?;
+            let mut dead = txn.open_table(DEAD).map_err(storage)?;
+            let mut pending = txn.open_table(PENDING).map_err(storage)?;
+            for (route, seq) in &chosen {
+                let Some(value) = dead.remove(&(route.as_str(), *seq)).map_err(storage)? else {
+                    continue;
+                };
+                let mut entry = entry_from(route, *seq, value.value());
+                drop(value);
+                entry.attempts = 0;
+                entry.last_error.clear();
+                write_record(&mut pending, &entry, *seq)?;
+                effects.push(Effect::Revived {
+                    route: route.clone(),
+                    seq: *seq,
+                    accepted: entry.accepted_ms,
+                });
+            }
+            Ok(chosen.len())
+        }
+        Change::Purge(selection, from_dead) => {
+            let table = if from_dead { DEAD } else { PENDING };
+            let chosen = select(txn, table, &selection)?;
+            for (route, seq) in &chosen {
+                let Some(size) = remove_entry(txn, table, route, *seq)? else {
+                    continue;
+                };
+                effects.push(if from_dead {
+                    Effect::DeadRemoved {
+                        route: route.clone(),
+                        size,
+                    }
+                } else {
+                    Effect::Removed {
+                        route: route.clone(),
+                        seq: *seq,
+                        size,
+                    }
+                });
+            }
+            Ok(chosen.len())
+        }
+    }
+}
+
+fn entry_seq(entry: &Entry) -> Option<u64> {
+    entry.id.parse().ok()
+}
+
+/// Removes an entry and its delivery id; returns its size when it existed.
+fn remove_entry(
+    txn: &WriteTransaction,
+    table: TableDefinition<(&str, u64), Record>,
+    route: &str,
+    seq: u64,
+) -> Result<Option<usize>, QueueError> {
+    let mut table = txn.open_table(table).map_err(storage)?;
+    let Some(value) = table.remove(&(route, seq)).map_err(storage)? else {
+        return Ok(None);
+    };
+    let entry = entry_from(route, seq, value.value());
+    drop(value);
+    if !entry.delivery_id.is_empty() {
+        let mut ids = txn.open_table(IDS).map_err(storage)?;
+        ids.remove(&(route, entry.delivery_id.as_str()))
+            .map_err(storage)?;
+    }
+    Ok(Some(entry.request.size()))
+}
+
+fn write_record(
+    table: &mut redb::Table<(&str, u64), Record>,
+    entry: &Entry,
+    seq: u64,
+) -> Result<(), QueueError> {
+    let request = &entry.request;
+    let headers = request.encode_headers();
+    let record = (
+        entry.delivery_id.as_str(),
+        entry.accepted_ms,
+        entry.attempts,
+        entry.last_error.as_str(),
+        request.method.as_str(),
+        request.target.as_slice(),
+        headers.as_slice(),
+        request.body.as_ref(),
+    );
+    table
+        .insert(&(entry.route.as_str(), seq), &record)
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Keys of the entries in `table` that `selection` names.
+fn select(
+    txn: &WriteTransaction,
+    table: TableDefinition<(&str, u64), Record>,
+    selection: &Selection,
+) -> Result<Vec<(String, u64)>, QueueError> {
+    let table = txn.open_table(table).map_err(storage)?;
+    let mut keys = Vec::new();
+    for item in table.iter().map_err(storage)? {
+        let (key, _) = item.map_err(storage)?;
+        let (route, seq) = key.value();
+        if selection.matches(route, &seq.to_string()) {
+            keys.push((route.to_string(), seq));
+        }
+    }
+    Ok(keys)
+}
