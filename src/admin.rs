@@ -1,6 +1,6 @@
 //! The admin listener: `/metrics` in the Prometheus text format, `/healthz` (the process is
 //! alive) and `/readyz` (the config is loaded, the listeners are bound, the webhook service
-//! has started and the shared store responds). With a delivery queue it also serves the
+//! has started, the shared store responds and the delivery queue has not failed a write). With a delivery queue it also serves the
 //! `hookgate queue` commands under `/queue/`, to clients on the loopback interface only,
 //! because they show and change queued webhooks.
 
@@ -38,6 +38,13 @@ impl Admin {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 b"starting\n".to_vec(),
+            );
+        }
+        if let Some(Err(error)) = self.queue.as_ref().map(|(queue, _)| queue.health()) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {error}\n").into_bytes(),
             );
         }
         match self.store.ping().await {

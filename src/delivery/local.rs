@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -49,6 +50,9 @@ pub struct LocalQueue {
     writer: mpsc::Sender<Write>,
     index: Arc<Mutex<Index>>,
     file: PathBuf,
+    /// Cleared by the first failed commit. redb then fails every later read and write of
+    /// this process, so the gateway needs a restart, which recovers the file.
+    healthy: Arc<AtomicBool>,
 }
 
 /// In-memory view of the file: what waits per route and the totals the limits apply to.
@@ -150,9 +154,11 @@ impl LocalQueue {
         let (index, next_seq) = load_index(&db)?;
         let index = Arc::new(Mutex::new(index));
         let (writer, requests) = mpsc::channel();
+        let healthy = Arc::new(AtomicBool::new(true));
         let thread = Writer {
             db: Arc::clone(&db),
             index: Arc::clone(&index),
+            healthy: Arc::clone(&healthy),
             next_seq,
             max_entries,
             max_bytes,
@@ -166,7 +172,19 @@ impl LocalQueue {
             writer,
             index,
             file,
+            healthy,
         })
+    }
+
+    /// Fails once a commit has failed; see `healthy`.
+    pub fn health(&self) -> Result<(), QueueError> {
+        if self.healthy.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(QueueError::Unavailable(format!(
+            "a write to {} failed; restart the gateway to recover the queue file",
+            self.file.display()
+        )))
     }
 
     pub fn file(&self) -> &Path {
@@ -228,8 +246,16 @@ impl LocalQueue {
                 seq
             };
             // An entry purged after it was indexed is skipped.
-            if let Some(entry) = self.read(PENDING, route, seq)? {
-                return Ok(Some(entry));
+            match self.read(PENDING, route, seq) {
+                Ok(Some(entry)) => return Ok(Some(entry)),
+                Ok(None) => {}
+                Err(error) => {
+                    let mut index = lock(&self.index);
+                    if let Some(route_index) = index.routes.get_mut(route) {
+                        route_index.waiting.insert(seq);
+                    }
+                    return Err(error);
+                }
             }
         }
     }
@@ -409,6 +435,7 @@ fn load_index(db: &Database) -> Result<(Index, u64), QueueError> {
 struct Writer {
     db: Arc<Database>,
     index: Arc<Mutex<Index>>,
+    healthy: Arc<AtomicBool>,
     next_seq: u64,
     max_entries: usize,
     max_bytes: usize,
@@ -486,7 +513,8 @@ impl Writer {
             .queue_commit_duration
             .observe(started.elapsed().as_secs_f64());
         if let Err(error) = outcome {
-            tracing::error!(error = %error, writes = replies.len(), "queue commit failed; the writes in it are not stored");
+            tracing::error!(error = %error, writes = replies.len(), "queue commit failed; the writes in it are not stored, and the queue refuses requests until the gateway restarts");
+            self.healthy.store(false, Ordering::Release);
             self.next_seq = next_seq;
             for reply in replies {
                 match reply {

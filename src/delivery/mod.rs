@@ -104,6 +104,15 @@ impl Queue {
         }
     }
 
+    /// Fails when the queue can no longer store requests; checked by `/readyz`.
+    pub fn health(&self) -> Result<(), QueueError> {
+        match self {
+            Queue::Local(queue) => queue.health(),
+            // A Redis outage shows in the requests that fail; it needs no restart.
+            Queue::Redis(_) => Ok(()),
+        }
+    }
+
     /// Stores `request` for `route` once per `delivery_id` (empty for none) and returns once
     /// the store has it durably.
     pub async fn enqueue(
