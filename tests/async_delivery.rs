@@ -698,3 +698,55 @@ fn wait_for_zero(gateway: &Gateway, series: &str) -> f64 {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn check_reports_async_mistakes_with_location() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("gateway.yaml");
+    let yaml = "listeners:
+  - address: \"127.0.0.1:8080\"
+routes:
+  - name: a
+    path: /a
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    delivery: async
+    async:
+      ordered: true
+      concurrency: 2
+      ack_status: 500
+  - name: b
+    path: /b
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    delivery: later
+  - name: c
+    path: /c
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    async:
+      concurrency: 2
+";
+    std::fs::write(&path, yaml).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run check");
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    assert!(!output.status.success());
+    let expected = [
+        "FILE:9:5: routes[0].delivery: delivery: async needs a queue; add a top-level `queue: { dir: PATH }`",
+        "FILE:12:7: routes[0].async.concurrency: ordered delivery sends one request at a time",
+        "FILE:13:7: routes[0].async.ack_status: ack_status 500 is not a 2xx status",
+        "FILE:19:5: routes[1].delivery: unknown delivery \"later\"; use sync or async",
+        "FILE:25:5: routes[2].async: async settings need `delivery: async` on the route",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+}

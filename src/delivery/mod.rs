@@ -77,7 +77,7 @@ pub struct RouteStats {
 /// The store behind `delivery: async` routes.
 pub enum Queue {
     Local(LocalQueue),
-    Redis(RedisQueue),
+    Redis(Box<RedisQueue>),
 }
 
 impl Queue {
@@ -93,7 +93,8 @@ impl Queue {
                 url,
                 prefix,
                 consumer,
-            } => RedisQueue::new(url, prefix, consumer, settings.max_entries).map(Queue::Redis),
+            } => RedisQueue::new(url, prefix, consumer, settings.max_entries)
+                .map(|queue| Queue::Redis(Box::new(queue))),
         }
     }
 
