@@ -66,16 +66,16 @@ pub struct RawAsync {
     /// Wait before the second attempt; doubled for each later one. Default: 1s.
     #[serde(default, deserialize_with = "super::raw::text_or_number")]
     pub backoff: Option<String>,
-    /// Longest wait between two attempts, `Retry-After` included. Default: 5m.
+    /// Maximum wait between two attempts, `Retry-After` included. Default: 5m.
     #[serde(default, deserialize_with = "super::raw::text_or_number")]
     pub max_backoff: Option<String>,
 }
 
-/// Where accepted requests of `delivery: async` routes are stored.
+/// Store of the accepted requests of `delivery: async` routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSettings {
     pub backend: QueueBackend,
-    /// Queued requests the queue accepts before it answers 503 `queue_full`.
+    /// Queued requests the queue accepts before it responds 503 `queue_full`.
     pub max_entries: usize,
 }
 
@@ -105,7 +105,7 @@ impl QueueSettings {
     }
 }
 
-/// How a route hands verified requests to its upstream.
+/// Delivery mode of a route: how it hands verified requests to its upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryMode {
     /// Forward while the sender waits and relay the upstream's response.

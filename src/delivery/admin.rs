@@ -1,7 +1,7 @@
 //! `hookgate queue list|show|retry|purge`: the operations, their JSON results, and the way
 //! the command reaches the queue. The local queue file is locked by the gateway that has it
-//! open, so the command first asks the running gateway through its admin listener and opens
-//! the store itself only when no gateway answers there.
+//! open, so the command first sends the operation to the running gateway's admin listener and
+//! opens the store itself only when nothing listens there.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use super::{Entry, Queue, QueueError, Selection};
 use crate::config::{Config, DeliveryMode};
 
-/// Time allowed for the admin listener to answer a queue command.
+/// Time allowed for the admin listener to respond to a queue command.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Entries `list` prints unless `--limit` says otherwise.
+/// Entries `list` prints unless `--limit` sets another number.
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// One queue operation.
@@ -194,7 +194,7 @@ fn detail(entry: &Entry, dead: bool) -> Value {
 }
 
 /// Runs `operation` for the CLI: through the running gateway's admin listener when one
-/// answers, else on the store directly. Returns the JSON result.
+/// accepts the connection, else on the store directly. Returns the JSON result.
 pub fn execute(config: &Config, operation: Operation) -> anyhow::Result<Value> {
     let Some(settings) = &config.queue else {
         anyhow::bail!(
@@ -247,14 +247,15 @@ fn ask_gateway(admin: SocketAddr, operation: &Operation) -> anyhow::Result<Optio
     let status = head.get(9..12).unwrap_or_default();
     if status != "200" {
         anyhow::bail!(
-            "the gateway's admin listener at {target} refused the queue command ({status}): {}",
+            "queue command failed at the admin listener {target} with status {status}: {}",
             String::from_utf8_lossy(body).trim()
         );
     }
     Ok(Some(serde_json::from_slice(body)?))
 }
 
-/// The admin address as a client reaches it: an unspecified address means this host.
+/// Returns the admin address as a client connects to it: an unspecified address means
+/// this host.
 fn reachable(address: SocketAddr) -> SocketAddr {
     match address.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {

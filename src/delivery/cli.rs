@@ -47,7 +47,7 @@ pub fn run(args: QueueArgs) -> ExitCode {
     }
 }
 
-/// The operation of a subcommand, and whether to print JSON.
+/// Builds the operation of a subcommand; the flag tells whether to print JSON.
 fn operation(command: QueueCommand) -> Result<(Operation, bool), String> {
     Ok(match command {
         QueueCommand::List {

@@ -73,7 +73,7 @@ struct RouteIndex {
     notify: Arc<Notify>,
 }
 
-/// A write for the writer thread, answered once its batch is committed.
+/// A write for the writer thread, replied to once its batch is committed.
 enum Write {
     Enqueue {
         route: String,
@@ -349,11 +349,14 @@ impl LocalQueue {
         index
             .routes
             .iter()
-            .map(|(route, r)| RouteStats {
+            .map(|(route, route_index)| RouteStats {
                 route: route.clone(),
-                depth: r.pending.len(),
-                dead: r.dead,
-                oldest_ms: r.pending.first_key_value().map(|(_, accepted)| *accepted),
+                depth: route_index.pending.len(),
+                dead: route_index.dead,
+                oldest_ms: route_index
+                    .pending
+                    .first_key_value()
+                    .map(|(_, accepted)| *accepted),
             })
             .collect()
     }
@@ -513,7 +516,7 @@ impl Writer {
             .queue_commit_duration
             .observe(started.elapsed().as_secs_f64());
         if let Err(error) = outcome {
-            tracing::error!(error = %error, writes = replies.len(), "queue commit failed; the writes in it are not stored, and the queue refuses requests until the gateway restarts");
+            tracing::error!(error = %error, writes = replies.len(), "queue commit failed; its writes are not stored, and the queue rejects every request until the gateway restarts");
             self.healthy.store(false, Ordering::Release);
             self.next_seq = next_seq;
             for reply in replies {
@@ -597,40 +600,40 @@ impl Writer {
                 } => {
                     index.entries += 1;
                     index.bytes += size;
-                    let r = index.routes.entry(route).or_default();
-                    r.pending.insert(seq, accepted);
-                    r.waiting.insert(seq);
-                    r.notify.notify_one();
+                    let route_index = index.routes.entry(route).or_default();
+                    route_index.pending.insert(seq, accepted);
+                    route_index.waiting.insert(seq);
+                    route_index.notify.notify_one();
                 }
                 Effect::Removed { route, seq, size } => {
                     index.entries = index.entries.saturating_sub(1);
                     index.bytes = index.bytes.saturating_sub(size);
-                    let r = index.routes.entry(route).or_default();
-                    r.pending.remove(&seq);
-                    r.waiting.remove(&seq);
+                    let route_index = index.routes.entry(route).or_default();
+                    route_index.pending.remove(&seq);
+                    route_index.waiting.remove(&seq);
                 }
                 Effect::Buried { route, seq } => {
-                    let r = index.routes.entry(route).or_default();
-                    r.pending.remove(&seq);
-                    r.waiting.remove(&seq);
-                    r.dead += 1;
+                    let route_index = index.routes.entry(route).or_default();
+                    route_index.pending.remove(&seq);
+                    route_index.waiting.remove(&seq);
+                    route_index.dead += 1;
                 }
                 Effect::Revived {
                     route,
                     seq,
                     accepted,
                 } => {
-                    let r = index.routes.entry(route).or_default();
-                    r.dead = r.dead.saturating_sub(1);
-                    r.pending.insert(seq, accepted);
-                    r.waiting.insert(seq);
-                    r.notify.notify_one();
+                    let route_index = index.routes.entry(route).or_default();
+                    route_index.dead = route_index.dead.saturating_sub(1);
+                    route_index.pending.insert(seq, accepted);
+                    route_index.waiting.insert(seq);
+                    route_index.notify.notify_one();
                 }
                 Effect::DeadRemoved { route, size } => {
                     index.entries = index.entries.saturating_sub(1);
                     index.bytes = index.bytes.saturating_sub(size);
-                    let r = index.routes.entry(route).or_default();
-                    r.dead = r.dead.saturating_sub(1);
+                    let route_index = index.routes.entry(route).or_default();
+                    route_index.dead = route_index.dead.saturating_sub(1);
                 }
             }
         }

@@ -50,7 +50,7 @@ pub enum QueueError {
     Locked(PathBuf),
 }
 
-/// Which entries an admin command acts on: every entry, a route's, or one.
+/// Entries an admin command acts on: every entry, a route's, or one.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub route: Option<String>,

@@ -22,7 +22,7 @@ const GROUP: &str = "hookgate";
 /// Time allowed for one command that does not block.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle time after which a pending entry of another consumer is claimed. A worker touches
-/// the entry it holds every 10 seconds, so that only entries of a stopped gateway stay idle
+/// the entry it works on every 10 seconds, so that only entries of a stopped gateway stay idle
 /// this long.
 pub const CLAIM_IDLE: Duration = Duration::from_secs(30);
 
@@ -397,8 +397,8 @@ impl RedisQueue {
         Ok(chosen.len())
     }
 
-    /// Stream lengths and the oldest entry's time for `routes`; routes Redis does not answer
-    /// for are left out, so the gauges keep their last value.
+    /// Reads the stream lengths and the oldest entry's time of `routes`. A route whose
+    /// commands fail is left out, so its gauges keep their last value.
     pub async fn stats(&self, routes: &[String]) -> Vec<RouteStats> {
         let Ok(mut connection) = self.connection().await else {
             return Vec::new();

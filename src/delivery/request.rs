@@ -27,7 +27,7 @@ pub struct Entry {
     pub accepted_ms: u64,
     /// Attempts made so far.
     pub attempts: u32,
-    /// Why the last attempt failed; empty before the first failure.
+    /// Error of the last failed attempt; empty before the first failure.
     pub last_error: String,
     pub request: StoredRequest,
 }
@@ -52,7 +52,8 @@ impl StoredRequest {
         }
     }
 
-    /// Rebuilds the request header; fails only on a record that this code did not write.
+    /// Rebuilds the request header. It fails only on a record with an invalid method, target
+    /// or header, which `capture` never produces.
     pub fn header(&self) -> Result<RequestHeader, Box<pingora::Error>> {
         let mut header =
             RequestHeader::build(self.method.as_str(), &self.target, Some(self.headers.len()))?;

@@ -22,7 +22,7 @@ use crate::metrics::METRICS;
 /// How often the queue gauges are refreshed.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where and how one async route delivers.
+/// Upstream and settings of one async route.
 pub struct Target {
     pub peer: HttpPeer,
     pub response_timeout: Duration,

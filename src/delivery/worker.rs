@@ -24,17 +24,17 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Idle time after which a pooled upstream connection is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What one attempt came to.
+/// Result of one delivery attempt.
 #[derive(Debug, PartialEq)]
 enum Outcome {
-    /// The upstream answered 2xx.
+    /// The upstream responded with a 2xx status.
     Delivered(u16),
     /// A connection error, a timeout, 408, 429 or 5xx: worth trying again.
     Retry {
         error: String,
         retry_after: Option<Duration>,
     },
-    /// Any other status: sending the same bytes again would get the same answer.
+    /// Any other status, because sending the same bytes again would get the same response.
     Permanent(String),
 }
 
@@ -355,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_waited_out_up_to_the_cap() {
+    fn backoff_honours_capped_retry_after() {
         let initial = Duration::from_millis(10);
         let max = Duration::from_secs(5);
         let after = Some(Duration::from_secs(2));

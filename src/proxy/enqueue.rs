@@ -60,11 +60,11 @@ pub async fn store(
     {
         Ok(enqueued) => Ok(enqueued),
         Err(QueueError::Full) => {
-            tracing::warn!(route = %route.name, "delivery queue full; request refused with 503");
+            tracing::warn!(route = %route.name, "delivery queue full; request rejected with 503");
             Err(unavailable(Reject::QueueFull))
         }
         Err(error) => {
-            tracing::error!(route = %route.name, error = %error, "cannot store a request in the delivery queue; refused with 503");
+            tracing::error!(route = %route.name, error = %error, "failed to store a request in the delivery queue; rejected with 503");
             Err(unavailable(Reject::QueueUnavailable))
         }
     }
