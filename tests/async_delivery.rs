@@ -750,3 +750,106 @@ routes:
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
 }
+
+#[test]
+fn check_reports_queue_block_mistakes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("gateway.yaml");
+    let yaml = "listeners:
+  - address: \"127.0.0.1:8080\"
+queue:
+  dir: /tmp/hookgate-queue
+  redis: \"redis://127.0.0.1:6379\"
+  max_entries: 0
+routes:
+  - name: a
+    path: /a
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+    let other = "listeners:
+  - address: \"127.0.0.1:8080\"
+queue:
+  redis: \"http://127.0.0.1:6379\"
+  max_bytes: 1GiB
+  flush: always
+routes:
+  - name: a
+    path: /a
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    delivery: async
+    async:
+      ordered: true
+";
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            yaml,
+            &[
+                "FILE:6:3: queue.max_entries: max_entries must be at least 1",
+                "FILE:3:1: queue: give either `dir:` (local queue) or `redis:` (shared broker), not both",
+            ],
+        ),
+        (
+            other,
+            &[
+                "FILE:6:3: queue.flush: unknown key `flush`",
+                "FILE:5:3: queue.max_bytes: max_bytes only applies to a local queue",
+                "FILE:4:3: queue.redis: invalid Redis URL; write it as redis://HOST:PORT",
+                "FILE:15:7: routes[0].async.ordered: ordered delivery needs the local queue",
+            ],
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&path, text).expect("write config");
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("run check");
+        let stderr =
+            String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+        assert!(!output.status.success(), "{stderr}");
+        for line in expected {
+            assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+        }
+    }
+}
+
+#[test]
+fn reload_switches_route_to_async() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let upstream = Scripted::start(0, Vec::new());
+    let text = config(queue_dir.path(), "", upstream.addr.port(), "");
+    let sync = text
+        .replace("    delivery: async\n", "    delivery: sync\n")
+        .replace(
+            "    async:\n      backoff: 20ms\n      max_backoff: 100ms\n      max_attempts: 1000\n",
+            "",
+        );
+    let gateway = Gateway::start_config_env(&sync, ENV);
+    let forwarded = client::send(gateway.addr, &webhook("burst-0", &body_for(0)));
+    assert_eq!(forwarded.status, 200, "{}", forwarded.body_text());
+
+    std::fs::write(&gateway.config_path, &text).expect("rewrite config");
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let reloads = "hookgate_config_reloads_total{result=\"success\"}";
+    assert_eq!(
+        gateway.wait_for_metric(reloads, 1.0, Duration::from_secs(10)),
+        1.0
+    );
+
+    assert_queued(&client::send(
+        gateway.addr,
+        &webhook("burst-1", &body_for(1)),
+    ));
+    assert_eq!(gateway.wait_for_metric(DELIVERED, 1.0, DELIVERY_WAIT), 1.0);
+    assert_eq!(upstream.wait_for(2), 2);
+    common::assert_same_bytes(&upstream.arrivals()[1].body, &body_for(1));
+}
