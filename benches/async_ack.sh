@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acknowledgement throughput and latency of a `delivery: async` route with the local queue,
 # on 127.0.0.1. wrk posts bodies to a route without signature checks whose upstream is down,
-# so every request costs one durable store and nothing else; the workers make one attempt
+# so every request costs one durable store and nothing else. The workers make one attempt
 # per request they take and then wait an hour, so they barely compete. Run by hand, never by
 # CI. BENCHMARKS.md shows the results.
 #

@@ -27,7 +27,7 @@ pub enum Command {
     /// List the provider presets usable as a route's `provider:`.
     Providers,
     /// Inspect and re-drive the delivery queue of `delivery: async` routes. Goes through the
-    /// running gateway's admin listener, or opens the queue itself when no gateway answers.
+    /// running gateway's admin listener, or opens the queue itself when nothing listens there.
     Queue(QueueArgs),
 }
 

@@ -17,7 +17,7 @@ use common::{client, closed_port, github_signature, Gateway};
 const SECRET: &str = "async-broker-secret";
 const ENV: &[(&str, &str)] = &[("HG_TEST_GITHUB", SECRET)];
 const DELIVERED: &str = "hookgate_delivery_outcomes_total{outcome=\"delivered\",route=\"github\"}";
-/// Longest the test waits for Redis to start or for deliveries to arrive.
+/// Maximum time the test waits for Redis to start or for deliveries to arrive.
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A `redis-server` without persistence, killed on drop.

@@ -1,5 +1,5 @@
 //! `delivery: async` with the local queue: the gateway stores each verified webhook in its
-//! redb file, answers 202, and delivers it to the upstream with retries. Each test runs the
+//! redb file, responds 202, and delivers it to the upstream with retries. Each test runs the
 //! real gateway, a scripted upstream on 127.0.0.1 and a raw HTTP client, with backoff
 //! settings in milliseconds so that retries finish quickly.
 
@@ -22,7 +22,7 @@ const QUEUED: &str = "hookgate_requests_total{outcome=\"queued\",route=\"github\
 const DELIVERED: &str = "hookgate_delivery_outcomes_total{outcome=\"delivered\",route=\"github\"}";
 const DEAD: &str = "hookgate_delivery_outcomes_total{outcome=\"dead_letter\",route=\"github\"}";
 const DEPTH: &str = "hookgate_queue_depth{route=\"github\"}";
-/// Longest a test waits for deliveries to arrive.
+/// Maximum time a test waits for deliveries to arrive.
 const DELIVERY_WAIT: Duration = Duration::from_secs(20);
 
 /// One scripted response: status and extra headers.
@@ -47,7 +47,7 @@ impl Arrival {
     }
 }
 
-/// An upstream that answers with the replies of its script in order, then with 200.
+/// An upstream that sends the replies of its script in order, then 200 to every request.
 struct Scripted {
     addr: SocketAddr,
     arrivals: Arc<Mutex<Vec<Arrival>>>,
@@ -118,7 +118,7 @@ fn serve(mut stream: TcpStream, log: &Mutex<Vec<Arrival>>, script: &Mutex<VecDeq
     }
 }
 
-/// A complete config with the local queue in `queue_dir` and one async GitHub route.
+/// Returns a complete config with the local queue in `queue_dir` and one async GitHub route.
 fn config(queue_dir: &Path, queue_extra: &str, upstream_port: u16, async_extra: &str) -> String {
     format!(
         "listeners:
@@ -146,7 +146,7 @@ queue:
     )
 }
 
-/// A signed GitHub webhook with delivery id `id`, a query string and a custom header.
+/// Builds a signed GitHub webhook with delivery id `id`, a query string and a custom header.
 fn webhook(id: &str, body: &[u8]) -> Vec<u8> {
     let signature = github_signature(SECRET, body);
     client::request(
@@ -393,7 +393,7 @@ fn permanent_rejection_is_dead_lettered_then_retried() {
     assert_eq!(gateway.wait_for_metric(DEAD, 1.0, DELIVERY_WAIT), 1.0);
     assert_eq!(upstream.arrivals().len(), 1, "a 400 is not retried");
 
-    // The gateway holds the queue file, so the command goes through its admin listener,
+    // The gateway has the queue file open, so the command goes through its admin listener,
     // which the command finds in the config.
     let config_dir = tempfile::tempdir().expect("config dir");
     let config_path = config_dir.path().join("gateway.yaml");
@@ -498,7 +498,7 @@ fn full_queue_answers_503_and_stores_nothing() {
 }
 
 #[test]
-fn queue_dir_that_is_a_file_fails_start_up() {
+fn queue_dir_file_fails_check() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").expect("write file");
