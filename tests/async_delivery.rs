@@ -853,3 +853,34 @@ fn reload_switches_route_to_async() {
     assert_eq!(upstream.wait_for(2), 2);
     common::assert_same_bytes(&upstream.arrivals()[1].body, &body_for(1));
 }
+
+#[test]
+fn byte_limit_answers_503_queue_full() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let port = closed_port();
+    // Each stored request takes its body of about 1 KiB plus its header block.
+    let text = config(queue_dir.path(), "  max_bytes: 3KiB\n", port, "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let big = |index: usize| {
+        let mut body = body_for(index);
+        body.extend(pattern(1024));
+        body
+    };
+    for index in 0..2 {
+        let response = client::send(
+            gateway.addr,
+            &webhook(&format!("burst-{index}"), &big(index)),
+        );
+        assert_queued(&response);
+    }
+
+    let refused = common::assert_rejects(&gateway, "github", 503, "queue_full", || {
+        client::send(gateway.addr, &webhook("burst-2", &big(2)))
+    });
+    assert!(refused.header("retry-after").is_some());
+    let bytes = gateway.wait_for_metric("hookgate_queue_bytes", 2048.0, Duration::from_secs(5));
+    assert!(
+        bytes > 2048.0 && bytes <= 3072.0,
+        "hookgate_queue_bytes {bytes}"
+    );
+}
