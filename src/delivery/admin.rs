@@ -276,18 +276,25 @@ pub fn print(operation: &Operation, result: &Value) {
             for entry in &entries {
                 println!("{}", summary_line(entry));
             }
-            eprintln!(
-                "{} entr{}",
-                entries.len(),
-                if entries.len() == 1 { "y" } else { "ies" }
-            );
+            eprintln!("{}", entries_text(entries.len() as u64));
         }
         Operation::Show { .. } => print_detail(&result["entry"]),
-        Operation::Retry { .. } => println!(
-            "{} entries moved back to the pending queue",
-            result["count"]
-        ),
-        Operation::Purge { .. } => println!("{} entries deleted", result["count"]),
+        Operation::Retry { .. } => {
+            let count = entries_text(result["count"].as_u64().unwrap_or(0));
+            println!("{count} moved back to the pending queue");
+        }
+        Operation::Purge { .. } => {
+            let count = entries_text(result["count"].as_u64().unwrap_or(0));
+            println!("{count} deleted");
+        }
+    }
+}
+
+fn entries_text(count: u64) -> String {
+    if count == 1 {
+        "1 entry".to_string()
+    } else {
+        format!("{count} entries")
     }
 }
 
