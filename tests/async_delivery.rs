@@ -528,7 +528,7 @@ fn failed_write_answers_503_and_acks_nothing_lost() {
 
     let mut acked = Vec::new();
     let mut refused = None;
-    for index in 0..64 {
+    for index in 0..128 {
         let mut body = body_for(index);
         body.extend(pattern(256 * 1024));
         let response = client::send(limited.addr, &webhook(&format!("big-{index}"), &body));
