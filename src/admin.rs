@@ -13,17 +13,17 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::delivery::admin::Operation;
-use crate::delivery::Queue;
+use crate::delivery::{DeliveryHandle, Queue};
 use crate::store::Store;
 
 pub struct Admin {
     store: Arc<Store>,
-    /// The delivery queue and the names of the async routes.
-    queue: Option<(Arc<Queue>, Vec<String>)>,
+    /// The delivery queue, and the handle that lists the current async routes.
+    queue: Option<(Arc<Queue>, DeliveryHandle)>,
 }
 
 impl Admin {
-    pub fn new(store: Arc<Store>, queue: Option<(Arc<Queue>, Vec<String>)>) -> Self {
+    pub fn new(store: Arc<Store>, queue: Option<(Arc<Queue>, DeliveryHandle)>) -> Self {
         Admin { store, queue }
     }
 }
@@ -68,7 +68,7 @@ impl Admin {
             let body = b"queue commands are served to loopback clients only\n".to_vec();
             return (StatusCode::FORBIDDEN, "text/plain", body);
         }
-        let Some((queue, routes)) = &self.queue else {
+        let Some((queue, handle)) = &self.queue else {
             let body = b"this gateway has no delivery queue\n".to_vec();
             return (StatusCode::NOT_FOUND, "text/plain", body);
         };
@@ -79,7 +79,7 @@ impl Admin {
             let body = b"unknown queue command; use GET /queue/list or /queue/show, POST /queue/retry or /queue/purge\n".to_vec();
             return (StatusCode::BAD_REQUEST, "text/plain", body);
         };
-        match operation.run(queue, routes).await {
+        match operation.run(queue, &handle.routes()).await {
             Ok(result) => (
                 StatusCode::OK,
                 "application/json",

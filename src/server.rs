@@ -69,13 +69,11 @@ pub fn run(
     let reload_store = Arc::clone(&store);
     let queue_settings = config.queue.clone();
     let queue = open_queue(&config)?;
-    let admin_queue = queue
-        .clone()
-        .map(|queue| (queue, crate::delivery::admin::async_routes(&config)));
     let workers = queue
         .as_ref()
         .map(|queue| DeliveryService::new(Arc::clone(queue), &config.routes));
     let delivery = queue.zip(workers.as_ref().map(|(_, handle)| handle.clone()));
+    let admin_queue = delivery.clone();
     let (gateway, swapper) = Gateway::new(config, store, clock, delivery);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");

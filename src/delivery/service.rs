@@ -43,6 +43,11 @@ impl DeliveryHandle {
     pub fn update(&self, routes: &[Route]) {
         self.targets.send_replace(targets(routes));
     }
+
+    /// Names of the current async routes.
+    pub fn routes(&self) -> Vec<String> {
+        self.targets.borrow().keys().cloned().collect()
+    }
 }
 
 pub struct DeliveryService {
