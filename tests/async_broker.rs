@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::upstream::Upstream;
+use common::upstream::{Behavior, Upstream};
 use common::{client, closed_port, github_signature, Gateway};
 
 const SECRET: &str = "async-broker-secret";
@@ -184,4 +184,82 @@ fn two_gateways_deliver_each_webhook_once() {
         assert_eq!(seen.get(&id), Some(&1), "{id}");
     }
     assert_eq!(seen.get("shared"), Some(&1), "shared");
+}
+
+#[test]
+fn broker_down_answers_503() {
+    let mut redis = Redis::start();
+    let upstream = Upstream::ok();
+    let gateway = Gateway::start_config_env(&config(&redis.url(), "gw-a", &upstream.url()), ENV);
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+
+    let refused = common::assert_rejects(&gateway, "github", 503, "queue_unavailable", || {
+        client::send(gateway.addr, &webhook("down-0", &body_for("down-0")))
+    });
+
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(upstream.requests().len(), 0, "nothing was delivered");
+}
+
+#[test]
+fn broker_dead_letters_and_purges() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(Behavior::Respond {
+        status: 400,
+        body: b"bad request\n".to_vec(),
+    });
+    let text = config(&redis.url(), "gw-a", &upstream.url());
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let response = client::send(gateway.addr, &webhook("dead-0", &body_for("dead-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    let dead = "hookgate_delivery_outcomes_total{outcome=\"dead_letter\",route=\"github\"}";
+    assert_eq!(gateway.wait_for_metric(dead, 1.0, WAIT), 1.0);
+    assert_eq!(upstream.requests().len(), 1, "a 400 is not retried");
+
+    // The config names admin port 0, so the command reaches Redis directly while the
+    // gateway runs.
+    let listed = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 1, "{listed}");
+    assert_eq!(entries[0]["delivery_id"], "dead-0");
+    assert_eq!(entries[0]["last_error"], "upstream answered 400");
+    let pending = queue_command(&gateway.config_path, &["list", "--json"]);
+    assert_eq!(
+        pending["entries"].as_array().map(Vec::len),
+        Some(0),
+        "{pending}"
+    );
+
+    // A retried entry goes through delivery again, and this upstream rejects it again.
+    queue_command(&gateway.config_path, &["retry", "--all"]);
+    assert_eq!(gateway.wait_for_metric(dead, 2.0, WAIT), 2.0);
+    assert_eq!(upstream.requests().len(), 2);
+    common::assert_same_bytes(&upstream.requests()[1].body, &body_for("dead-0"));
+
+    queue_command(&gateway.config_path, &["purge", "--all", "--dead"]);
+    let after = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    assert_eq!(
+        after["entries"].as_array().map(Vec::len),
+        Some(0),
+        "{after}"
+    );
+}
+
+/// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
+fn queue_command(config: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .arg("queue")
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("HG_TEST_GITHUB", SECRET)
+        .output()
+        .expect("run hookgate queue");
+    assert!(
+        output.status.success(),
+        "hookgate queue {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
 }

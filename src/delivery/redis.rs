@@ -321,7 +321,7 @@ impl RedisQueue {
                 .arg(start)
                 .arg(end)
                 .arg("COUNT")
-                .arg(limit.saturating_sub(found.len()).max(1))
+                .arg(count_arg(limit.saturating_sub(found.len())))
                 .query_async(&mut connection)
                 .await
                 .map_err(failed)?;
@@ -500,4 +500,9 @@ fn millis(duration: Duration) -> u64 {
 
 fn failed(error: redis::RedisError) -> QueueError {
     QueueError::Unavailable(format!("Redis: {error}"))
+}
+
+/// A `COUNT` argument: Redis takes a signed 64-bit count of at least 1.
+fn count_arg(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX).max(1)
 }
