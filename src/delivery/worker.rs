@@ -21,6 +21,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 const QUEUE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// Interval at which a held entry is touched; well under the Redis claim time.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(10);
+/// Minimum time between two logs of a failing queue by one worker.
+const QUEUE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
 /// Idle time after which a pooled upstream connection is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -53,6 +55,7 @@ pub struct Worker {
 impl Worker {
     pub async fn run(mut self) {
         tracing::debug!(route = %self.route, worker = self.index, "delivery worker started");
+        let mut last_logged: Option<Instant> = None;
         while let Some(target) = self.target() {
             let taken = tokio::select! {
                 taken = self.queue.take(&self.route, IDLE_WAIT) => taken,
@@ -62,7 +65,11 @@ impl Worker {
                 Ok(Some(entry)) => self.deliver(entry, target).await,
                 Ok(None) => {}
                 Err(error) => {
-                    tracing::error!(route = %self.route, error = %error, "cannot read the delivery queue");
+                    let due = last_logged.is_none_or(|at| at.elapsed() >= QUEUE_ERROR_LOG_INTERVAL);
+                    if due {
+                        last_logged = Some(Instant::now());
+                        tracing::error!(route = %self.route, worker = self.index, error = %error, "failed to read the delivery queue; retrying every second");
+                    }
                     tokio::time::sleep(QUEUE_ERROR_PAUSE).await;
                 }
             }
