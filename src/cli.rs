@@ -67,7 +67,7 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Move dead-lettered webhooks back to the pending queue with their attempts reset.
+    /// Move dead-lettered webhooks back to the pending queue, with their attempts and age reset.
     Retry {
         /// Entry as ROUTE/ID; give `--all` instead for every dead-lettered entry.
         entry: Option<String>,

@@ -886,3 +886,27 @@ fn byte_limit_answers_503_queue_full() {
         "hookgate_queue_bytes {bytes}"
     );
 }
+
+#[test]
+fn retry_gives_expired_request_fresh_age() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let port = closed_port();
+    let text = config(queue_dir.path(), "", port, "      max_age: 300ms\n");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    assert_queued(&client::send(
+        gateway.addr,
+        &webhook("burst-0", &body_for(0)),
+    ));
+    assert_eq!(gateway.wait_for_metric(DEAD, 1.0, DELIVERY_WAIT), 1.0);
+
+    let upstream = Scripted::start(port, Vec::new());
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    let admin = format!("admin:\n  address: \"{}\"", gateway.admin);
+    let with_admin = text.replace("admin:\n  address: \"127.0.0.1:0\"", &admin);
+    std::fs::write(&config_path, with_admin).expect("write config");
+    queue_command(&config_path, &["retry", "--all"]);
+
+    assert_eq!(gateway.wait_for_metric(DELIVERED, 1.0, DELIVERY_WAIT), 1.0);
+    assert_each_once(&upstream, 1);
+}

@@ -195,7 +195,7 @@ impl Queue {
         }
     }
 
-    /// Moves dead-lettered entries back to the pending queue with their attempts reset.
+    /// Moves dead-lettered entries back to the pending queue, with their attempts and age reset.
     pub async fn retry(
         &self,
         routes: &[String],

@@ -351,7 +351,7 @@ impl RedisQueue {
                 .arg("delivery_id")
                 .arg(&entry.delivery_id)
                 .arg("accepted_ms")
-                .arg(entry.accepted_ms)
+                .arg(super::request::now_ms())
                 .arg("method")
                 .arg(&request.method)
                 .arg("target")

@@ -335,7 +335,10 @@ fn apply(
                 };
                 let mut entry = entry_from(route, *seq, value.value());
                 drop(value);
+                // A retried request gets a fresh `max_age`, or one dead-lettered for its age
+                // would come straight back.
                 entry.attempts = 0;
+                entry.accepted_ms = now_ms();
                 entry.last_error.clear();
                 write_record(&mut pending, &entry, *seq)?;
                 effects.push(Effect::Revived {
