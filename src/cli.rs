@@ -31,6 +31,72 @@ pub enum Command {
     /// List the provider presets usable as a route's `provider:`, with the headers they read,
     /// their algorithm and timestamp tolerance.
     Providers,
+    /// Inspect and re-drive the delivery queue of `delivery: async` routes. Goes through the
+    /// running gateway's admin listener, or opens the queue itself when nothing listens there.
+    Queue(QueueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(subcommand)]
+    pub command: QueueCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued webhooks, oldest first.
+    List {
+        /// Only this route's entries.
+        #[arg(long)]
+        route: Option<String>,
+        /// List the dead-letter queue instead of the pending one.
+        #[arg(long)]
+        dead: bool,
+        /// Most entries printed.
+        #[arg(long, default_value_t = crate::delivery::admin::DEFAULT_LIMIT)]
+        limit: usize,
+        /// Print the JSON result instead of one line per entry.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one queued webhook: its request line, headers and body.
+    Show {
+        /// Entry as ROUTE/ID, as `list` prints it.
+        entry: String,
+        /// Look in the dead-letter queue.
+        #[arg(long)]
+        dead: bool,
+        /// Print the JSON result, with the body in base64.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead-lettered webhooks back to the pending queue, with their attempts and age reset.
+    Retry {
+        /// Entry as ROUTE/ID; give `--all` instead for every dead-lettered entry.
+        entry: Option<String>,
+        /// Every dead-lettered entry, or every one of `--route`.
+        #[arg(long, conflicts_with = "entry")]
+        all: bool,
+        /// With `--all`, only this route's entries.
+        #[arg(long, requires = "all")]
+        route: Option<String>,
+    },
+    /// Delete queued webhooks for good.
+    Purge {
+        /// Entry as ROUTE/ID; give `--all` instead for every entry.
+        entry: Option<String>,
+        /// Every entry, or every one of `--route`.
+        #[arg(long, conflicts_with = "entry")]
+        all: bool,
+        /// With `--all`, only this route's entries.
+        #[arg(long, requires = "all")]
+        route: Option<String>,
+        /// Delete from the dead-letter queue instead of the pending one.
+        #[arg(long)]
+        dead: bool,
+    },
 }
 
 #[derive(Debug, Args)]

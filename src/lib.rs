@@ -9,6 +9,10 @@
 //!   404/405/400 ◀┘  413/408/400 ◀┘  400/401 ◀┘   502/504 ◀┘
 //! ```
 //!
+//! A route with `delivery: async` replaces the forward stage: `proxy::enqueue` stores the
+//! verified request in the `delivery` queue and responds 202, and the delivery workers send
+//! it to the upstream later, with retries.
+//!
 //! `config` turns `gateway.yaml` into the validated model these stages use, `reject` contains
 //! every rejection, and `metrics` every Prometheus series.
 
@@ -16,6 +20,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod demo;
 pub mod guard;
 pub mod metrics;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(args) => run(args),
+        Command::Queue(args) => return hookgate::delivery::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

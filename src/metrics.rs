@@ -5,8 +5,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
-    IntCounterVec, IntGaugeVec,
+    register_gauge_vec, register_histogram, register_histogram_vec, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, GaugeVec, Histogram, HistogramVec, IntCounterVec,
+    IntGauge, IntGaugeVec,
 };
 
 use crate::reject::Reject;
@@ -47,6 +48,14 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    pub queue_depth: IntGaugeVec,
+    pub queue_dead_letters: IntGaugeVec,
+    pub queue_oldest_age: GaugeVec,
+    pub queue_bytes: IntGauge,
+    pub queue_commit_duration: Histogram,
+    pub delivery_attempts: IntCounterVec,
+    pub delivery_outcomes: IntCounterVec,
+    pub delivery_duration: HistogramVec,
 }
 
 /// Label used for requests that matched no route.
@@ -161,6 +170,54 @@ impl Metrics {
                 &["version"]
             )
             .expect("register hookgate_build_info"),
+            queue_depth: register_int_gauge_vec!(
+                "hookgate_queue_depth",
+                "Requests of an async route waiting for delivery, held by a worker included.",
+                &["route"]
+            )
+            .expect("register hookgate_queue_depth"),
+            queue_dead_letters: register_int_gauge_vec!(
+                "hookgate_queue_dead_letters",
+                "Requests of an async route in the dead-letter queue.",
+                &["route"]
+            )
+            .expect("register hookgate_queue_dead_letters"),
+            queue_oldest_age: register_gauge_vec!(
+                "hookgate_queue_oldest_age_seconds",
+                "Age of the oldest request waiting for delivery; 0 when none waits.",
+                &["route"]
+            )
+            .expect("register hookgate_queue_oldest_age_seconds"),
+            queue_bytes: register_int_gauge!(
+                "hookgate_queue_bytes",
+                "Bytes of requests in the local queue, pending and dead-lettered; counted against queue.max_bytes."
+            )
+            .expect("register hookgate_queue_bytes"),
+            queue_commit_duration: register_histogram!(
+                "hookgate_queue_commit_duration_seconds",
+                "Time of one local queue commit, fsync included; several requests may share one.",
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_queue_commit_duration_seconds"),
+            delivery_attempts: register_int_counter_vec!(
+                "hookgate_delivery_attempts_total",
+                "Delivery attempts of queued requests by route and result (delivered, retry or rejected).",
+                &["route", "result"]
+            )
+            .expect("register hookgate_delivery_attempts_total"),
+            delivery_outcomes: register_int_counter_vec!(
+                "hookgate_delivery_outcomes_total",
+                "Queued requests settled, by route and outcome (delivered or dead_letter).",
+                &["route", "outcome"]
+            )
+            .expect("register hookgate_delivery_outcomes_total"),
+            delivery_duration: register_histogram_vec!(
+                "hookgate_delivery_duration_seconds",
+                "Time of one delivery attempt, from asking for a connection to the end of the response.",
+                &["route"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register hookgate_delivery_duration_seconds"),
         };
         metrics
             .build_info
@@ -178,6 +235,7 @@ impl Metrics {
             "duplicate",
             "report_only",
             "handshake",
+            "queued",
         ] {
             self.requests.with_label_values(&[route, outcome]);
         }
@@ -186,6 +244,19 @@ impl Metrics {
         }
         for label in key_labels {
             self.secret_matches.with_label_values(&[route, label]);
+        }
+    }
+
+    /// Creates the queue and delivery series of an async route at zero.
+    pub fn init_async_route(&self, route: &str) {
+        self.queue_depth.with_label_values(&[route]);
+        self.queue_dead_letters.with_label_values(&[route]);
+        self.queue_oldest_age.with_label_values(&[route]);
+        for result in ["delivered", "retry", "rejected"] {
+            self.delivery_attempts.with_label_values(&[route, result]);
+        }
+        for outcome in ["delivered", "dead_letter"] {
+            self.delivery_outcomes.with_label_values(&[route, outcome]);
         }
     }
 

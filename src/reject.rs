@@ -30,11 +30,13 @@ pub enum Reject {
     UpstreamBusy,
     StoreUnavailable,
     Overloaded,
+    QueueFull,
+    QueueUnavailable,
 }
 
 impl Reject {
     /// Every rejection that is not a verification failure.
-    const OTHERS: [Reject; 18] = [
+    const OTHERS: [Reject; 20] = [
         Reject::NoRoute,
         Reject::MethodNotAllowed,
         Reject::PathInvalid,
@@ -53,6 +55,8 @@ impl Reject {
         Reject::UpstreamBusy,
         Reject::StoreUnavailable,
         Reject::Overloaded,
+        Reject::QueueFull,
+        Reject::QueueUnavailable,
     ];
 
     /// Lists every rejection, for pre-creating metric series and for the docs.
@@ -82,6 +86,8 @@ impl Reject {
             Reject::UpstreamBusy => "upstream_busy",
             Reject::StoreUnavailable => "store_unavailable",
             Reject::Overloaded => "gateway_overloaded",
+            Reject::QueueFull => "queue_full",
+            Reject::QueueUnavailable => "queue_unavailable",
         }
     }
 
@@ -106,7 +112,11 @@ impl Reject {
             Reject::HeadersTooLarge => 431,
             Reject::RateLimited | Reject::VerifyRateLimited => 429,
             Reject::ReplayInFlight => 409,
-            Reject::UpstreamBusy | Reject::StoreUnavailable | Reject::Overloaded => 503,
+            Reject::UpstreamBusy
+            | Reject::StoreUnavailable
+            | Reject::Overloaded
+            | Reject::QueueFull
+            | Reject::QueueUnavailable => 503,
         }
     }
 
@@ -134,6 +144,8 @@ impl Reject {
             Reject::UpstreamBusy => "the upstream has too many requests in flight",
             Reject::StoreUnavailable => "the shared store is unavailable",
             Reject::Overloaded => "the gateway is buffering as many bodies as it may; retry later",
+            Reject::QueueFull => "the delivery queue is full; retry later",
+            Reject::QueueUnavailable => "the delivery queue cannot store the request; retry later",
             Reject::Verify(failure) => return Cow::Owned(failure.to_string()),
         };
         Cow::Borrowed(text)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{self, Config, Listener, StoreSettings};
+use crate::config::{self, Config, Listener, QueueSettings, StoreSettings};
 use crate::metrics::METRICS;
 use crate::proxy::Swapper;
 use crate::store::Store;
@@ -23,6 +23,7 @@ pub struct Reloader {
     pub swapper: Swapper,
     pub store: Arc<Store>,
     pub store_settings: StoreSettings,
+    pub queue_settings: Option<QueueSettings>,
     pub listeners: Vec<Listener>,
     pub certs: CertWatch,
 }
@@ -83,6 +84,11 @@ impl Reloader {
         };
         if addresses(&config.listeners) != addresses(&self.listeners) {
             tracing::warn!("listener changes take effect only after a restart; the current listeners keep serving");
+        }
+        if config.queue != self.queue_settings {
+            tracing::warn!(
+                "queue changes take effect only after a restart; the current queue stays in use"
+            );
         }
         if config.store != self.store_settings {
             tracing::warn!(

@@ -14,12 +14,14 @@ use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ListenFds, RuntimeOpts, Server, ShutdownWatch};
+use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
 use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::delivery::{DeliveryService, Queue};
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
@@ -74,7 +76,14 @@ pub fn run(
     tracing::info!(store = store.kind(), "guard state store");
     let admin_store = Arc::clone(&store);
     let reload_store = Arc::clone(&store);
-    let (gateway, swapper) = Gateway::new(config, store, clock);
+    let queue_settings = config.queue.clone();
+    let queue = open_queue(&config)?;
+    let workers = queue
+        .as_ref()
+        .map(|queue| DeliveryService::new(Arc::clone(queue), &config.routes));
+    let delivery = queue.zip(workers.as_ref().map(|(_, handle)| handle.clone()));
+    let admin_queue = delivery.clone();
+    let (gateway, swapper) = Gateway::new(config, store, clock, delivery);
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
     let mut bound = Vec::new();
@@ -109,6 +118,7 @@ pub fn run(
         swapper,
         store: reload_store,
         store_settings,
+        queue_settings,
         listeners,
         certs: CertWatch::new(cert_stores),
     }
@@ -120,12 +130,16 @@ pub fn run(
     if let Some(address) = admin {
         let mut service = Service::new(
             "hookgate-admin".to_string(),
-            HttpServer::new_app(Admin::new(admin_store)),
+            HttpServer::new_app(Admin::new(admin_store, admin_queue)),
         );
         let (actual, fd) = bind(address)?;
         service.add_tcp(&actual.to_string());
         tracing::info!(address = %actual, "admin listener serving /metrics, /healthz and /readyz");
         server.add_service(PreBound::new(service, vec![(actual.to_string(), fd)]));
+    }
+
+    if let Some((service, _)) = workers {
+        server.add_service(background_service("hookgate-delivery", service));
     }
 
     if let Some(address) = demo_upstream {
@@ -140,6 +154,22 @@ pub fn run(
     }
 
     server.run_forever()
+}
+
+/// Opens the queue of `delivery: async` routes, when the config has one, and logs what it
+/// holds.
+fn open_queue(config: &Config) -> anyhow::Result<Option<Arc<Queue>>> {
+    let Some(settings) = &config.queue else {
+        return Ok(None);
+    };
+    let queue = Queue::open(settings)?;
+    match settings.file() {
+        Some(file) => {
+            tracing::info!(queue = queue.kind(), file = %file.display(), "delivery queue opened")
+        }
+        None => tracing::info!(queue = queue.kind(), "delivery queue configured"),
+    }
+    Ok(Some(Arc::new(queue)))
 }
 
 fn bind(address: SocketAddr) -> anyhow::Result<(SocketAddr, RawFd)> {

@@ -2,6 +2,7 @@
 //! parsed values (addresses, durations, byte sizes, decoded keys) that the proxy uses as is.
 //! Loading reports every problem at once, each as `file:line:column: key.path: message`.
 
+mod delivery;
 mod error;
 mod guards;
 mod keys;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use delivery::{AsyncDelivery, DeliveryMode, QueueBackend, QueueSettings};
 pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 
@@ -32,6 +34,8 @@ pub struct Config {
     pub server: Server,
     pub store: StoreSettings,
     pub routes: Vec<Route>,
+    /// Store of `delivery: async` routes; required when any route uses it.
+    pub queue: Option<QueueSettings>,
 }
 
 /// Location of the guard state.
@@ -118,6 +122,7 @@ pub struct Route {
     /// In report mode a failed verification is counted and logged, and the request is
     /// forwarded anyway, marked in the `X-Hookgate-Report` header.
     pub report_only: bool,
+    pub delivery: DeliveryMode,
 }
 
 /// The checks that sit beside verification on one route.

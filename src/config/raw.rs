@@ -127,6 +127,11 @@ pub struct RawRoute {
     pub store_failure: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub max_header_bytes: Option<String>,
+    /// `sync` (default) or `async`: store, acknowledge and deliver from the queue.
+    pub delivery: Option<String>,
+    /// Retry, concurrency and acknowledgement settings of `delivery: async`.
+    #[serde(rename = "async")]
+    pub async_delivery: Option<super::delivery::RawAsync>,
 }
 
 impl RawRoute {
@@ -281,7 +286,9 @@ pub struct RawSecret {
 
 /// Reads a size or duration written as text (`1MiB`, `5m`) or as a bare number (`1024`), so
 /// that the unit parser can judge both and explain what is missing.
-fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+pub(super) fn text_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Scalar {

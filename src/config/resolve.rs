@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+use super::delivery::{self, RawQueue};
 use super::error::{ConfigErrors, Problems};
 use super::guards;
 use super::locate::{Location, Locator};
@@ -23,6 +24,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "store",
     "defaults",
     "routes",
+    "queue",
 ];
 const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -94,7 +96,19 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         .get("defaults")
         .and_then(|v| deserialize::<RawGuards>(v, "defaults", &mut problems))
         .unwrap_or_default();
-    let routes = resolve_routes(top.get("routes"), base, &defaults, &mut problems);
+    let queue = delivery::resolve_queue(
+        top.get("queue")
+            .and_then(|v| deserialize::<RawQueue>(v, "queue", &mut problems)),
+        base,
+        &mut problems,
+    );
+    let routes = resolve_routes(
+        top.get("routes"),
+        base,
+        &defaults,
+        queue.as_ref(),
+        &mut problems,
+    );
 
     if !problems.is_empty() {
         return Err(problems.finish());
@@ -106,6 +120,7 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         server,
         store,
         routes,
+        queue,
     })
 }
 
@@ -197,6 +212,7 @@ fn resolve_routes(
     value: Option<&Value>,
     base: &Path,
     defaults: &RawGuards,
+    queue: Option<&delivery::QueueSettings>,
     problems: &mut Problems,
 ) -> Vec<Route> {
     let items = match value {
@@ -247,9 +263,12 @@ fn resolve_routes(
             }
         }
         let guards = raw.take_guards().or(defaults);
-        let Some(route) = resolve_route(raw, guards, &at, base, problems) else {
+        let (mode, settings) = (raw.delivery.take(), raw.async_delivery.take());
+        let delivery = delivery::resolve_mode(mode.as_deref(), settings, queue, &at, problems);
+        let Some(mut route) = resolve_route(raw, guards, &at, base, problems) else {
             continue;
         };
+        route.delivery = delivery;
         routes.push(route);
     }
     routes
@@ -375,6 +394,7 @@ fn resolve_route(
         guards,
         host,
         report_only,
+        delivery: super::DeliveryMode::Sync,
     })
 }
 

@@ -59,13 +59,7 @@ pub async fn send_request(
     body: Bytes,
     marks: &[(http::HeaderName, Option<String>)],
 ) -> Result<Exchange, (Reject, Box<Error>)> {
-    let mut request = upstream_request(session, body.len());
-    for (name, value) in marks {
-        request.remove_header(name);
-        if let Some(value) = value {
-            let _ = request.insert_header(name.clone(), value.as_str());
-        }
-    }
+    let request = outgoing_request(session, body.len(), marks);
     let started = Instant::now();
 
     // No retry: once the request is written the upstream may have acted on it, and a second
@@ -115,12 +109,29 @@ pub async fn relay(
     Ok(forwarded)
 }
 
+/// Builds the request header the upstream receives: the client's, without hop-by-hop
+/// headers, with `marks` set or removed.
+pub(crate) fn outgoing_request(
+    session: &Session,
+    body_len: usize,
+    marks: &[(http::HeaderName, Option<String>)],
+) -> RequestHeader {
+    let mut request = upstream_request(session, body_len);
+    for (name, value) in marks {
+        request.remove_header(name);
+        if let Some(value) = value {
+            let _ = request.insert_header(name.clone(), value.as_str());
+        }
+    }
+    request
+}
+
 /// Most informational (1xx) responses skipped before the final response.
 const MAX_INFORMATIONAL: usize = 8;
 
 /// Connects (or reuses a connection), sends the request and reads the final response header,
 /// skipping informational responses such as `103 Early Hints`.
-async fn send(
+pub(crate) async fn send(
     connector: &Connector,
     peer: &HttpPeer,
     response_timeout: Duration,

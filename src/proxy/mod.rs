@@ -3,7 +3,8 @@
 //! upstream connection exists before the signature is verified.
 
 mod body;
-mod forward;
+mod enqueue;
+pub(crate) mod forward;
 mod guards;
 mod log;
 mod pipeline;
@@ -19,6 +20,7 @@ use pingora::{Error, ErrorType, Result};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::delivery::{DeliveryHandle, Queue};
 use crate::store::Store;
 use log::RequestLog;
 pub use pipeline::Rules;
@@ -33,18 +35,28 @@ pub struct Swapper {
     rules: Arc<ArcSwap<Rules>>,
     connector: Arc<Connector>,
     clock: Arc<dyn Clock>,
+    /// The queue of `delivery: async` routes and the workers that deliver from it.
+    delivery: Option<(Arc<Queue>, DeliveryHandle)>,
 }
 
 impl Gateway {
     /// Builds the gateway and the handle that swaps in the rules of a reloaded config.
-    pub fn new(config: Config, store: Arc<Store>, clock: Arc<dyn Clock>) -> (Gateway, Swapper) {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        delivery: Option<(Arc<Queue>, DeliveryHandle)>,
+    ) -> (Gateway, Swapper) {
         let connector = Arc::new(Connector::new(None));
-        let rules = Rules::new(config, store, Arc::clone(&clock), Arc::clone(&connector));
+        let queue = delivery.as_ref().map(|(queue, _)| Arc::clone(queue));
+        let rules =
+            Rules::new(config, store, Arc::clone(&clock), Arc::clone(&connector)).with_queue(queue);
         let rules = Arc::new(ArcSwap::from_pointee(rules));
         let swapper = Swapper {
             rules: Arc::clone(&rules),
             connector,
             clock,
+            delivery,
         };
         (Gateway { rules }, swapper)
     }
@@ -53,12 +65,17 @@ impl Gateway {
 impl Swapper {
     /// Installs the rules of `config`; requests already running keep their old rules.
     pub fn swap(&self, config: Config, store: Arc<Store>) {
+        if let Some((_, handle)) = &self.delivery {
+            handle.update(&config.routes);
+        }
+        let queue = self.delivery.as_ref().map(|(queue, _)| Arc::clone(queue));
         let rules = Rules::new(
             config,
             store,
             Arc::clone(&self.clock),
             Arc::clone(&self.connector),
-        );
+        )
+        .with_queue(queue);
         self.rules.store(Arc::new(rules));
     }
 }

@@ -16,11 +16,13 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::body;
+use super::enqueue;
 use super::forward;
 use super::guards::{Delivery, Guards, Refusal};
 use super::log::{RejectAlarm, RequestLog};
 use crate::clock::Clock;
-use crate::config::{Config, Route};
+use crate::config::{Config, DeliveryMode, Route};
+use crate::delivery::Queue;
 use crate::metrics::{self, METRICS};
 use crate::provider::{self, Verified};
 use crate::reject::{self, Reject};
@@ -55,6 +57,9 @@ impl LiveRoute {
     fn new(route: Route, slots: Arc<Semaphore>) -> Self {
         let name = route.name.as_str();
         METRICS.init_route(name, &route.key_labels);
+        if matches!(route.delivery, DeliveryMode::Async(_)) {
+            METRICS.init_async_route(name);
+        }
         LiveRoute {
             peer: forward::peer(&route.upstream),
             in_flight: METRICS.in_flight.with_label_values(&[name]),
@@ -96,6 +101,8 @@ pub struct Rules {
     /// KiB of request bodies that may be held in memory at once.
     buffer_budget: Arc<Semaphore>,
     buffer_budget_kib: u32,
+    /// Store of `delivery: async` routes.
+    queue: Option<Arc<Queue>>,
 }
 
 impl Rules {
@@ -138,7 +145,14 @@ impl Rules {
             guards: Guards::new(store, server.trusted_proxies),
             buffer_budget: Arc::new(Semaphore::new(budget_kib as usize)),
             buffer_budget_kib: budget_kib,
+            queue: None,
         }
+    }
+
+    /// Sets the queue that `delivery: async` routes store their requests in.
+    pub fn with_queue(mut self, queue: Option<Arc<Queue>>) -> Self {
+        self.queue = queue;
+        self
     }
 
     /// Runs the whole pipeline for one request and writes its response.
@@ -248,6 +262,18 @@ impl Rules {
             Ok(Delivery::Duplicate) => return answer_duplicate(session, name, log).await,
             Err(refusal) => return self.refuse(session, name, refusal, log).await,
         };
+        if let DeliveryMode::Async(settings) = &route.delivery {
+            let queue = self.queue.as_deref();
+            let stored = enqueue::store(queue, session, route, settings, body, &marks).await;
+            self.guards.finish(route, key, stored.is_ok()).await;
+            return match stored {
+                Ok(enqueued) => {
+                    enqueue::acknowledge(session, name, settings, &enqueued, log).await;
+                    Ok(())
+                }
+                Err(refusal) => self.refuse(session, name, refusal, log).await,
+            };
+        }
         let Ok(_slot) = live.slots.clone().try_acquire_owned() else {
             self.guards.finish(route, key, false).await;
             let refusal = Refusal {
