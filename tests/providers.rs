@@ -391,6 +391,44 @@ fn twitter_crc_answered_by_gateway() {
 }
 
 #[test]
+fn twitter_crc_response_signs_no_delivery() {
+    let upstream = Upstream::ok();
+    let routes = route(&[
+        "name: x",
+        "path: /hooks/x",
+        "provider: x",
+        "secrets: [ { env: X_SECRET } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let secret = "x-consumer-secret";
+    let gateway = Gateway::start_env(&routes, &[("X_SECRET", secret)]);
+    let signature = "x-twitter-webhooks-signature".to_string();
+
+    for token in ["true", "42", "null", "AAAA"] {
+        let path = format!("/hooks/x?crc_token={token}");
+        let crc = send(gateway.addr, &request("GET", &path, &[], b""));
+        assert_eq!(crc.status, 200, "{token}: {}", crc.body_text());
+        let json: serde_json::Value = serde_json::from_slice(&crc.body).expect("JSON response");
+        let response_token = json["response_token"].as_str().unwrap_or_default();
+
+        let delivery = post(
+            &gateway,
+            "/hooks/x",
+            &[(signature.clone(), response_token.to_string())],
+            token.as_bytes(),
+        );
+
+        assert_rejected(&delivery, &upstream, 0, token);
+    }
+
+    let mac = hmac_sha256(secret.as_bytes(), &[BODY]);
+    let value = format!("sha256={}", STANDARD.encode(mac));
+    let delivery = post(&gateway, "/hooks/x", &[(signature, value)], BODY);
+    assert_eq!(delivery.status, 200, "{}", delivery.body_text());
+    assert_eq!(upstream.requests().len(), 1, "a JSON delivery is forwarded");
+}
+
+#[test]
 fn slack_url_verification_is_verified_and_forwarded() {
     let upstream = Upstream::ok();
     let routes = route(&[
