@@ -429,6 +429,56 @@ fn twitter_crc_response_signs_no_delivery() {
 }
 
 #[test]
+fn body_zero_moved_into_timestamp_rejected() {
+    let upstream = Upstream::ok();
+    let routes = route(&[
+        "name: crm",
+        "path: /hooks/crm",
+        "hmac:",
+        "  algorithm: sha256",
+        "  header: X-Signature",
+        "  encoding: hex",
+        "  signed: \"{body}{timestamp}\"",
+        "  timestamp_header: X-Timestamp",
+        "secrets: [ { env: CRM_SECRET } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let secret = "crm-secret";
+    let gateway = Gateway::start_env(&routes, &[("CRM_SECRET", secret)]);
+    let timestamp = common::now().to_string();
+    let body = b"amount=100";
+    let mac = hex::encode(hmac_sha256(
+        secret.as_bytes(),
+        &[body, timestamp.as_bytes()],
+    ));
+    let signature = ("X-Signature".to_string(), mac);
+
+    // The same signed bytes, split as `amount=10` and `0<timestamp>`.
+    let moved = post(
+        &gateway,
+        "/hooks/crm",
+        &[
+            signature.clone(),
+            ("X-Timestamp".to_string(), format!("0{timestamp}")),
+        ],
+        b"amount=10",
+    );
+    let intact = post(
+        &gateway,
+        "/hooks/crm",
+        &[signature, ("X-Timestamp".to_string(), timestamp)],
+        body,
+    );
+
+    assert_eq!(moved.status, 400, "{}", moved.body_text());
+    assert_eq!(moved.reason(), "timestamp_malformed");
+    assert_eq!(intact.status, 200, "{}", intact.body_text());
+    let received = upstream.requests();
+    assert_eq!(received.len(), 1, "only the intact request is forwarded");
+    assert_eq!(received[0].body, body);
+}
+
+#[test]
 fn slack_url_verification_is_verified_and_forwarded() {
     let upstream = Upstream::ok();
     let routes = route(&[
