@@ -1034,6 +1034,38 @@ fn sign_explains_which_key_it_needs() {
 }
 
 #[test]
+fn sign_route_with_only_public_key_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(ED25519_SEED, &mut seed).expect("hex seed");
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    let whpk = format!("whpk_{}", STANDARD.encode(public.to_bytes()));
+    let config = format!(
+        "listeners:\n  - address: \"127.0.0.1:0\"\nroutes:\n{}",
+        route(&[
+            "name: events",
+            "path: /hooks/events",
+            "provider: standard-webhooks",
+            "public_keys: [ { env: EVENTS_PUBLIC_KEY } ]",
+            "upstream: \"http://127.0.0.1:3000\"",
+        ])
+    );
+    let config_path = write(dir.path(), "gateway.yaml", config.as_bytes());
+    let env = [("EVENTS_PUBLIC_KEY", whpk.as_str())];
+
+    let output = hookgate(&["sign", "-c", &config_path, "--route", "events"], &env);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("--private-key-file"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no curl command is printed");
+}
+
+#[test]
 fn send_signs_mailgun_fields_in_the_body() {
     let upstream = Upstream::ok();
     let dir = tempfile::tempdir().expect("temp dir");
