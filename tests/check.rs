@@ -254,6 +254,8 @@ fn missing_or_misplaced_keys_name_the_list() {
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     )
     .expect("write key");
+    let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+    std::fs::write(dir.path().join("pem"), pem).expect("write key");
     let yaml = "\
 listeners:
   - address: \"127.0.0.1:8080\"
@@ -272,6 +274,11 @@ routes:
     secrets: [ { file: whpk } ]
     public_keys: [ { file: whsec } ]
     upstream: \"http://127.0.0.1:3000\"
+  - name: github
+    path: /hooks/github
+    provider: github
+    secrets: [ { file: pem } ]
+    upstream: \"http://127.0.0.1:3000\"
 ";
     let path = dir.path().join("gateway.yaml");
     std::fs::write(&path, yaml).expect("write config");
@@ -286,10 +293,12 @@ routes:
         "FILE:8:5: routes[1].public_keys: no public keys; add `public_keys: [{ env: VARIABLE }]`",
         "FILE:15:16: routes[2].secrets[0]: file whpk: this is a whpk_ public key; move the entry from `secrets:` to `public_keys:`",
         "FILE:16:20: routes[2].public_keys[0]: file whsec: this is a whsec_ secret; move the entry from `public_keys:` to `secrets:`",
+        "FILE:21:16: routes[3].secrets[0]: file pem: this is a PEM key, not a shared secret",
     ];
     for line in expected {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
     assert!(!stderr.contains("MfKQ9r8"), "a key was echoed: {stderr}");
     assert!(!stderr.contains("AQIDBAUG"), "a key was echoed: {stderr}");
+    assert!(!stderr.contains("MCowBQYD"), "a key was echoed: {stderr}");
 }

@@ -65,6 +65,11 @@ pub enum KeyError {
     InvalidPublicKey,
     #[error("this is a whpk_ public key; move the entry from `secrets:` to `public_keys:`")]
     WhpkInSecrets,
+    #[error(
+        "this is a PEM key, not a shared secret, and an HMAC keyed with a public key can be \
+         forged by anyone; use the secret the provider shows for this endpoint"
+    )]
+    PemInSecrets,
     #[error("this is a whsec_ secret; move the entry from `public_keys:` to `secrets:`")]
     WhsecInPublicKeys,
     #[error(
@@ -85,10 +90,14 @@ pub enum KeyError {
 }
 
 impl Key {
-    /// Uses the secret's bytes unchanged as the key.
+    /// Uses the secret's bytes unchanged as the key. A PEM document is rejected, because it
+    /// is a public or private key pasted where the shared secret belongs.
     pub(super) fn from_raw(secret: &[u8]) -> Result<Key, KeyError> {
         if secret.is_empty() {
             return Err(KeyError::Empty);
+        }
+        if secret.trim_ascii_start().starts_with(PEM_PREFIX) {
+            return Err(KeyError::PemInSecrets);
         }
         Ok(Key::secret_bytes(secret.to_vec()))
     }
@@ -306,6 +315,17 @@ mod tests {
         let result = Key::from_whsec(b"whsec_this-is-not-base64!!");
 
         assert_eq!(result.map(|_| ()), Err(KeyError::InvalidBase64));
+    }
+
+    #[test]
+    fn raw_rejects_pem_key() {
+        let pem =
+            format!("\n-----BEGIN PUBLIC KEY-----\n{SENDGRID_KEY}\n-----END PUBLIC KEY-----\n");
+
+        assert_eq!(
+            Key::from_raw(pem.as_bytes()).map(|_| ()),
+            Err(KeyError::PemInSecrets)
+        );
     }
 
     #[test]
