@@ -302,3 +302,28 @@ routes:
     assert!(!stderr.contains("AQIDBAUG"), "a key was echoed: {stderr}");
     assert!(!stderr.contains("MCowBQYD"), "a key was echoed: {stderr}");
 }
+
+#[test]
+fn missing_rule_key_says_what_to_add() {
+    let yaml = "\
+listeners:
+  - address: \"127.0.0.1:8080\"
+routes:
+  - name: signed
+    path: /hooks/signed
+    signature:
+      algorithm: ed25519
+      encoding: hex
+    public_keys: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+    let (ok, stderr, _dir) = check_text(yaml);
+
+    assert!(!ok, "check must fail");
+    let expected =
+        "FILE:6:5: routes[0].signature: missing key `header`; add `header:` to this block";
+    assert!(
+        stderr.contains(expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
+}
