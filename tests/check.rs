@@ -243,3 +243,87 @@ fn rejects_credentials_in_upstream_url() {
         "the password was printed: {stderr}"
     );
 }
+
+#[test]
+fn missing_or_misplaced_keys_name_the_list() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let whpk = "whpk_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    std::fs::write(dir.path().join("whpk"), whpk).expect("write key");
+    std::fs::write(
+        dir.path().join("whsec"),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .expect("write key");
+    let pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+    std::fs::write(dir.path().join("pem"), pem).expect("write key");
+    let yaml = "\
+listeners:
+  - address: \"127.0.0.1:8080\"
+routes:
+  - name: events
+    path: /hooks/events
+    provider: standard-webhooks
+    upstream: \"http://127.0.0.1:3000\"
+  - name: signed
+    path: /hooks/signed
+    signature: { algorithm: ed25519, header: X-Signature, encoding: hex }
+    upstream: \"http://127.0.0.1:3000\"
+  - name: svix
+    path: /hooks/svix
+    provider: svix
+    secrets: [ { file: whpk } ]
+    public_keys: [ { file: whsec } ]
+    upstream: \"http://127.0.0.1:3000\"
+  - name: github
+    path: /hooks/github
+    provider: github
+    secrets: [ { file: pem } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+
+    let output = check(&path);
+
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+    assert!(!output.status.success());
+    let expected = [
+        "FILE:4:5: routes[0].secrets: no keys; add the whsec_ secret as `secrets: [{ env: VARIABLE }]`, or a whpk_ public key for v1a signatures as `public_keys: [{ env: VARIABLE }]`",
+        "FILE:8:5: routes[1].public_keys: no public keys; add `public_keys: [{ env: VARIABLE }]`",
+        "FILE:15:16: routes[2].secrets[0]: file whpk: this is a whpk_ public key; move the entry from `secrets:` to `public_keys:`",
+        "FILE:16:20: routes[2].public_keys[0]: file whsec: this is a whsec_ secret; move the entry from `public_keys:` to `secrets:`",
+        "FILE:21:16: routes[3].secrets[0]: file pem: this is a PEM key, not a shared secret",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("MfKQ9r8"), "a key was echoed: {stderr}");
+    assert!(!stderr.contains("AQIDBAUG"), "a key was echoed: {stderr}");
+    assert!(!stderr.contains("MCowBQYD"), "a key was echoed: {stderr}");
+}
+
+#[test]
+fn missing_rule_key_says_what_to_add() {
+    let yaml = "\
+listeners:
+  - address: \"127.0.0.1:8080\"
+routes:
+  - name: signed
+    path: /hooks/signed
+    signature:
+      algorithm: ed25519
+      encoding: hex
+    public_keys: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+";
+    let (ok, stderr, _dir) = check_text(yaml);
+
+    assert!(!ok, "check must fail");
+    let expected =
+        "FILE:6:5: routes[0].signature: missing key `header`; add `header:` to this block";
+    assert!(
+        stderr.contains(expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
+}

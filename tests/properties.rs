@@ -17,7 +17,7 @@ use proptest::sample::Index;
 use common::hmac_sha256;
 use hookgate::provider::sign::{sign, sign_with_private_key, Message};
 use hookgate::provider::{
-    Algorithm, Encoding, HmacRule, Key, KeyAlgorithm, PrivateKey, Request, Scheme,
+    handshake, Algorithm, Encoding, HmacRule, Key, KeyAlgorithm, PrivateKey, Request, Scheme,
     SignatureEncoding, SignatureRule,
 };
 use hookgate::route::is_ambiguous;
@@ -364,6 +364,12 @@ proptest! {
 
             let intact = verify(&scheme, &header_map(&pairs), &body, keys, timestamp);
 
+            // The gateway's CRC response signs any body that is a CRC token, so `twitter`
+            // rejects those bodies however they are signed.
+            if scheme.name() == "twitter" && handshake::is_token(&body) {
+                prop_assert!(intact.is_err(), "twitter verified a CRC token body");
+                continue;
+            }
             prop_assert!(intact.is_ok(), "{}: {:?} for {:?}", scheme.name(), intact, signed);
             let Some(tampered) = apply(&change, &signed, &body) else {
                 continue;

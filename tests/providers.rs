@@ -391,6 +391,94 @@ fn twitter_crc_answered_by_gateway() {
 }
 
 #[test]
+fn twitter_crc_response_signs_no_delivery() {
+    let upstream = Upstream::ok();
+    let routes = route(&[
+        "name: x",
+        "path: /hooks/x",
+        "provider: x",
+        "secrets: [ { env: X_SECRET } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let secret = "x-consumer-secret";
+    let gateway = Gateway::start_env(&routes, &[("X_SECRET", secret)]);
+    let signature = "x-twitter-webhooks-signature".to_string();
+
+    for token in ["true", "42", "null", "AAAA"] {
+        let path = format!("/hooks/x?crc_token={token}");
+        let crc = send(gateway.addr, &request("GET", &path, &[], b""));
+        assert_eq!(crc.status, 200, "{token}: {}", crc.body_text());
+        let json: serde_json::Value = serde_json::from_slice(&crc.body).expect("JSON response");
+        let response_token = json["response_token"].as_str().unwrap_or_default();
+
+        let delivery = post(
+            &gateway,
+            "/hooks/x",
+            &[(signature.clone(), response_token.to_string())],
+            token.as_bytes(),
+        );
+
+        assert_rejected(&delivery, &upstream, 0, token);
+    }
+
+    let mac = hmac_sha256(secret.as_bytes(), &[BODY]);
+    let value = format!("sha256={}", STANDARD.encode(mac));
+    let delivery = post(&gateway, "/hooks/x", &[(signature, value)], BODY);
+    assert_eq!(delivery.status, 200, "{}", delivery.body_text());
+    assert_eq!(upstream.requests().len(), 1, "a JSON delivery is forwarded");
+}
+
+#[test]
+fn body_zero_moved_into_timestamp_rejected() {
+    let upstream = Upstream::ok();
+    let routes = route(&[
+        "name: crm",
+        "path: /hooks/crm",
+        "hmac:",
+        "  algorithm: sha256",
+        "  header: X-Signature",
+        "  encoding: hex",
+        "  signed: \"{body}{timestamp}\"",
+        "  timestamp_header: X-Timestamp",
+        "secrets: [ { env: CRM_SECRET } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let secret = "crm-secret";
+    let gateway = Gateway::start_env(&routes, &[("CRM_SECRET", secret)]);
+    let timestamp = common::now().to_string();
+    let body = b"amount=100";
+    let mac = hex::encode(hmac_sha256(
+        secret.as_bytes(),
+        &[body, timestamp.as_bytes()],
+    ));
+    let signature = ("X-Signature".to_string(), mac);
+
+    // The same signed bytes, split as `amount=10` and `0<timestamp>`.
+    let moved = post(
+        &gateway,
+        "/hooks/crm",
+        &[
+            signature.clone(),
+            ("X-Timestamp".to_string(), format!("0{timestamp}")),
+        ],
+        b"amount=10",
+    );
+    let intact = post(
+        &gateway,
+        "/hooks/crm",
+        &[signature, ("X-Timestamp".to_string(), timestamp)],
+        body,
+    );
+
+    assert_eq!(moved.status, 400, "{}", moved.body_text());
+    assert_eq!(moved.reason(), "timestamp_malformed");
+    assert_eq!(intact.status, 200, "{}", intact.body_text());
+    let received = upstream.requests();
+    assert_eq!(received.len(), 1, "only the intact request is forwarded");
+    assert_eq!(received[0].body, body);
+}
+
+#[test]
 fn slack_url_verification_is_verified_and_forwarded() {
     let upstream = Upstream::ok();
     let routes = route(&[
@@ -943,6 +1031,38 @@ fn sign_explains_which_key_it_needs() {
         stderr(&unknown)
     );
     assert!(!stderr(&discord).contains("a-shared-secret"));
+}
+
+#[test]
+fn sign_route_with_only_public_key_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(ED25519_SEED, &mut seed).expect("hex seed");
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    let whpk = format!("whpk_{}", STANDARD.encode(public.to_bytes()));
+    let config = format!(
+        "listeners:\n  - address: \"127.0.0.1:0\"\nroutes:\n{}",
+        route(&[
+            "name: events",
+            "path: /hooks/events",
+            "provider: standard-webhooks",
+            "public_keys: [ { env: EVENTS_PUBLIC_KEY } ]",
+            "upstream: \"http://127.0.0.1:3000\"",
+        ])
+    );
+    let config_path = write(dir.path(), "gateway.yaml", config.as_bytes());
+    let env = [("EVENTS_PUBLIC_KEY", whpk.as_str())];
+
+    let output = hookgate(&["sign", "-c", &config_path, "--route", "events"], &env);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("--private-key-file"), "{stderr}");
+    assert!(output.stdout.is_empty(), "no curl command is printed");
 }
 
 #[test]

@@ -34,13 +34,8 @@ pub(super) fn resolve(
     };
     let needs_keys = scheme.is_none_or(|s| s.needs_keys());
     if secrets.is_empty() && public_keys.is_empty() && needs_keys {
-        let message = match scheme {
-            Some(scheme) if scheme.accepts_public_keys() => {
-                "no keys; add `public_keys: [{ env: VARIABLE }]` or `[{ file: PATH }]`"
-            }
-            _ => "no secrets; add `secrets: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
-        };
-        problems.add(format!("{at}.secrets"), message);
+        let (list, message) = missing_keys(scheme);
+        problems.add(format!("{at}.{list}"), message);
     }
     let lists: [(&str, &[RawSecret]); 2] = [("secrets", secrets), ("public_keys", public_keys)];
     for (list, entries) in lists {
@@ -64,6 +59,25 @@ pub(super) fn resolve(
         }
     }
     route_keys
+}
+
+/// Returns the list a route without keys should add and the message that says so.
+fn missing_keys(scheme: Option<&Scheme>) -> (&'static str, &'static str) {
+    match scheme {
+        Some(Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend) => (
+            "secrets",
+            "no keys; add the whsec_ secret as `secrets: [{ env: VARIABLE }]`, \
+             or a whpk_ public key for v1a signatures as `public_keys: [{ env: VARIABLE }]`",
+        ),
+        Some(scheme) if scheme.accepts_public_keys() => (
+            "public_keys",
+            "no public keys; add `public_keys: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
+        ),
+        _ => (
+            "secrets",
+            "no secrets; add `secrets: [{ env: VARIABLE }]` or `[{ file: PATH }]`",
+        ),
+    }
 }
 
 fn derive(scheme: &Scheme, list: &str, bytes: &[u8]) -> Result<Key, KeyError> {

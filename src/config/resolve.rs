@@ -766,7 +766,7 @@ fn deserialize<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Prob
             continue;
         }
         let Some(field) = unknown else {
-            problems.add(parent, message);
+            problems.add(parent, explain_missing_field(&message));
             return None;
         };
         let path = if parent.is_empty() {
@@ -796,6 +796,18 @@ fn remove_key(value: &mut Value, segments: &[&serde_path_to_error::Segment], key
     node.as_mapping_mut()
         .and_then(|map| map.remove(key))
         .is_some()
+}
+
+/// Rewrites serde's "missing field `NAME`" as a config error that says what to add, and
+/// returns any other message unchanged.
+fn explain_missing_field(message: &str) -> String {
+    let name = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    match name {
+        Some(name) => format!("missing key `{name}`; add `{name}:` to this block"),
+        None => message.to_string(),
+    }
 }
 
 fn unknown_field_name(message: &str) -> Option<&str> {

@@ -10,7 +10,8 @@
 //! deliveries. So that a response can never serve as the signature of a real delivery, a
 //! token must be 1 to [`MAX_TOKEN_LEN`] characters of the base64 and base64url alphabets
 //! (`A-Z a-z 0-9 + / = - _`). Zoom signs `v0:...`, and a JSON object or array starts with
-//! `{` or `[`, so neither fits. Slack's `url_verification` is signed like any event, so it is
+//! `{` or `[`, so neither fits. X signs the raw body, so `twitter` verification rejects a
+//! body that is a token (see [`is_token`]). Slack's `url_verification` is signed like any event, so it is
 //! verified and forwarded, not handled here.
 
 use base64::engine::general_purpose::STANDARD;
@@ -86,14 +87,23 @@ pub fn body_response(
     }))
 }
 
+/// Returns whether `bytes` is a token that the gateway answers a handshake for: 1 to
+/// [`MAX_TOKEN_LEN`] characters of the base64 and base64url alphabets.
+///
+/// X signs a delivery with the same HMAC as the CRC response, over the raw body, so a
+/// `twitter` delivery whose body is such a token could carry a signature that anyone can get
+/// from the gateway. Verification rejects those bodies; X's deliveries are JSON objects.
+pub fn is_token(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= MAX_TOKEN_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'))
+}
+
 /// Computes HMAC-SHA256 of `token` under the route's first shared secret.
 fn token_mac(token: &str, keys: &[Key]) -> Result<Vec<u8>, Failure> {
-    let valid = !token.is_empty()
-        && token.len() <= MAX_TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
-    if !valid {
+    if !is_token(token.as_bytes()) {
         return Err(Failure::SignedHeaderMalformed);
     }
     let key = keys
@@ -190,6 +200,27 @@ mod tests {
                 "{token}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn twitter_rejects_body_that_is_a_token() -> Result<(), KeyError> {
+        let keys = keys(&Scheme::Twitter)?;
+        let headers = http::HeaderMap::new();
+
+        for body in [&b"true"[..], b"12345", b"null"] {
+            let request = crate::provider::Request {
+                method: "POST",
+                url: "/hooks/x",
+                headers: &headers,
+                body,
+            };
+            let result = Scheme::Twitter.verify(&request, &keys, 0, Default::default());
+
+            assert_eq!(result, Err(Failure::SignatureInvalid), "{body:?}");
+        }
+        assert!(!is_token(b"{\"id\":1}"));
+        assert!(!is_token(&[b'a'; MAX_TOKEN_LEN + 1]));
         Ok(())
     }
 

@@ -95,7 +95,9 @@ impl HmacRule {
             Some(name) => Some(headers::required(request.headers, name, Role::Timestamp)?),
             None => None,
         };
-        let signed_at = timestamp_text.map(timestamp::parse).transpose()?;
+        let signed_at = timestamp_text
+            .map(|text| template::parse_timestamp(&self.template, text))
+            .transpose()?;
 
         let message = self.message(request, timestamp_text)?;
         let key_index = self

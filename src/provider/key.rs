@@ -9,6 +9,9 @@ use p256::pkcs8::DecodePublicKey;
 /// Prefix of Standard Webhooks and Svix secrets, followed by the base64 key.
 const WHSEC_PREFIX: &[u8] = b"whsec_";
 
+/// Prefix of Standard Webhooks Ed25519 public keys, followed by the base64 key.
+const WHPK_PREFIX: &[u8] = b"whpk_";
+
 /// Start of a PEM document, which a P-256 public key may be written as.
 const PEM_PREFIX: &[u8] = b"-----BEGIN ";
 
@@ -60,6 +63,20 @@ pub enum KeyError {
          check the algorithm and copy the key exactly as the provider shows it"
     )]
     InvalidPublicKey,
+    #[error("this is a whpk_ public key; move the entry from `secrets:` to `public_keys:`")]
+    WhpkInSecrets,
+    #[error(
+        "this is a PEM key, not a shared secret, and an HMAC keyed with a public key can be \
+         forged by anyone; use the secret the provider shows for this endpoint"
+    )]
+    PemInSecrets,
+    #[error("this is a whsec_ secret; move the entry from `public_keys:` to `secrets:`")]
+    WhsecInPublicKeys,
+    #[error(
+        "this is a whsk_ private key, which stays with the sender; \
+         list its whpk_ public key under `public_keys:` instead"
+    )]
+    WhskPrivateKey,
     #[error(
         "this provider verifies with a shared secret, not a public key; \
          move the entry from `public_keys:` to `secrets:`"
@@ -73,16 +90,21 @@ pub enum KeyError {
 }
 
 impl Key {
-    /// Uses the secret's bytes unchanged as the key.
+    /// Uses the secret's bytes unchanged as the key. A PEM document is rejected, because it
+    /// is a public or private key pasted where the shared secret belongs.
     pub(super) fn from_raw(secret: &[u8]) -> Result<Key, KeyError> {
         if secret.is_empty() {
             return Err(KeyError::Empty);
+        }
+        if secret.trim_ascii_start().starts_with(PEM_PREFIX) {
+            return Err(KeyError::PemInSecrets);
         }
         Ok(Key::secret_bytes(secret.to_vec()))
     }
 
     /// Strips an optional `whsec_` prefix and decodes the rest as padded standard base64.
     pub(super) fn from_whsec(secret: &[u8]) -> Result<Key, KeyError> {
+        reject_other_standard_prefix(secret, WHSEC_PREFIX)?;
         let encoded = secret.strip_prefix(WHSEC_PREFIX).unwrap_or(secret);
         let bytes = STANDARD
             .decode(encoded)
@@ -141,7 +163,8 @@ impl Key {
     /// whitespace is ignored, and a small-order (weak) key is rejected.
     pub(super) fn from_whpk(text: &[u8]) -> Result<Key, KeyError> {
         let text = text.trim_ascii();
-        let encoded = text.strip_prefix(b"whpk_").unwrap_or(text);
+        reject_other_standard_prefix(text, WHPK_PREFIX)?;
+        let encoded = text.strip_prefix(WHPK_PREFIX).unwrap_or(text);
         if encoded.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -219,6 +242,22 @@ impl Key {
     }
 }
 
+/// Rejects a Standard Webhooks key whose prefix names another kind of key than `expected`,
+/// with an error that says where it belongs.
+fn reject_other_standard_prefix(text: &[u8], expected: &[u8]) -> Result<(), KeyError> {
+    let kinds = [
+        (WHSEC_PREFIX, KeyError::WhsecInPublicKeys),
+        (WHPK_PREFIX, KeyError::WhpkInSecrets),
+        (b"whsk_".as_slice(), KeyError::WhskPrivateKey),
+    ];
+    for (prefix, error) in kinds {
+        if prefix != expected && text.starts_with(prefix) {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Key(<redacted>)")
@@ -276,6 +315,40 @@ mod tests {
         let result = Key::from_whsec(b"whsec_this-is-not-base64!!");
 
         assert_eq!(result.map(|_| ()), Err(KeyError::InvalidBase64));
+    }
+
+    #[test]
+    fn raw_rejects_pem_key() {
+        let pem =
+            format!("\n-----BEGIN PUBLIC KEY-----\n{SENDGRID_KEY}\n-----END PUBLIC KEY-----\n");
+
+        assert_eq!(
+            Key::from_raw(pem.as_bytes()).map(|_| ()),
+            Err(KeyError::PemInSecrets)
+        );
+    }
+
+    #[test]
+    fn standard_key_in_wrong_list_says_where() {
+        let whpk = format!("whpk_{}", STANDARD.encode([7u8; 32]));
+        let whsk = format!("whsk_{}", STANDARD.encode([7u8; 32]));
+
+        assert_eq!(
+            Key::from_whsec(whpk.as_bytes()).map(|_| ()),
+            Err(KeyError::WhpkInSecrets)
+        );
+        assert_eq!(
+            Key::from_whpk(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").map(|_| ()),
+            Err(KeyError::WhsecInPublicKeys)
+        );
+        assert_eq!(
+            Key::from_whsec(whsk.as_bytes()).map(|_| ()),
+            Err(KeyError::WhskPrivateKey)
+        );
+        assert_eq!(
+            Key::from_whpk(whsk.as_bytes()).map(|_| ()),
+            Err(KeyError::WhskPrivateKey)
+        );
     }
 
     #[test]

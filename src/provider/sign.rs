@@ -62,6 +62,14 @@ pub fn sign(
             ),
         ],
         Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
+            // A route's first key is a `whpk_` public key when it lists no `whsec_` secret.
+            if key.secret().is_none() {
+                return Err(format!(
+                    "{} has only a public key here, which cannot sign; \
+                     pass the private key with --private-key-file to sign v1a",
+                    scheme.name()
+                ));
+            }
             let prefix = if matches!(scheme, Scheme::StandardWebhooks) {
                 "webhook"
             } else {

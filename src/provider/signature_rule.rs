@@ -206,7 +206,9 @@ impl SignatureRule {
             Some(name) => Some(headers::required(request.headers, name, Role::Timestamp)?),
             None => None,
         };
-        let signed_at = timestamp_text.map(timestamp::parse).transpose()?;
+        let signed_at = timestamp_text
+            .map(|text| template::parse_timestamp(&self.template, text))
+            .transpose()?;
 
         let message = template::collect(
             &self.template,

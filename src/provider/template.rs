@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::headers::{self, Role};
-use super::{Failure, Request};
+use super::{timestamp, Failure, Request};
 
 /// One piece of a parsed template, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +96,22 @@ pub(super) fn collect<'a>(
     Ok(message)
 }
 
+/// Parses the timestamp header's `text` for `template`, in Unix seconds.
+///
+/// Where a placeholder comes right before `{timestamp}`, as in `{body}{timestamp}`, a leading
+/// zero is rejected. Otherwise a request whose body ends in `0` could be sent with that `0`
+/// moved to the front of the timestamp, and the signed bytes and the time would not change.
+pub(super) fn parse_timestamp(template: &[Part], text: &str) -> Result<i64, Failure> {
+    let follows_placeholder = template
+        .windows(2)
+        .any(|pair| pair[1] == Part::Timestamp && !matches!(pair[0], Part::Literal(_)));
+    if follows_placeholder {
+        timestamp::parse_without_leading_zero(text)
+    } else {
+        timestamp::parse(text)
+    }
+}
+
 fn placeholder(name: &str) -> Result<Part, String> {
     let part = match name {
         "body" => Part::Body,
@@ -142,6 +158,32 @@ mod tests {
                 Part::Body
             ])
         );
+    }
+
+    #[test]
+    fn timestamp_after_placeholder_has_no_leading_zero() -> Result<(), String> {
+        let after_body = parse("{body}{timestamp}")?;
+        let after_id = parse("{id}{timestamp}.{body}")?;
+        let after_literal = parse("{body}.{timestamp}")?;
+
+        assert_eq!(
+            parse_timestamp(&after_body, "01700000000"),
+            Err(Failure::TimestampMalformed)
+        );
+        assert_eq!(
+            parse_timestamp(&after_id, "01700000000"),
+            Err(Failure::TimestampMalformed)
+        );
+        assert_eq!(
+            parse_timestamp(&after_body, "1700000000"),
+            Ok(1_700_000_000)
+        );
+        assert_eq!(parse_timestamp(&after_body, "0"), Ok(0));
+        assert_eq!(
+            parse_timestamp(&after_literal, "01700000000"),
+            Ok(1_700_000_000)
+        );
+        Ok(())
     }
 
     #[test]

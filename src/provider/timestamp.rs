@@ -9,8 +9,9 @@ const MAX_DIGITS: usize = 19;
 
 /// Parses Unix seconds written as 1 to 19 ASCII digits, with no sign, space or fraction.
 ///
-/// Leading zeros are accepted here. Every scheme signs the header text itself, so a
-/// timestamp re-written with a leading zero fails the MAC instead.
+/// Leading zeros are accepted here. Every scheme signs the header text itself, so a zero
+/// added in front fails the MAC. Where text that the sender chooses is signed right before
+/// the timestamp, [`parse_without_leading_zero`] is needed instead.
 pub(super) fn parse(text: &str) -> Result<i64, Failure> {
     if text.is_empty() || text.len() > MAX_DIGITS {
         return Err(Failure::TimestampMalformed);
@@ -33,10 +34,17 @@ pub(super) fn parse(text: &str) -> Result<i64, Failure> {
 /// the body with no separator, so a zero allowed here could move between the end of the body
 /// and the timestamp without changing the signed bytes or the time.
 pub(super) fn parse_millis(text: &str) -> Result<i64, Failure> {
+    Ok(parse_without_leading_zero(text)?.div_euclid(1000))
+}
+
+/// Parses Unix seconds like [`parse`], but rejects a leading zero. For timestamps signed
+/// right after text that the sender chooses, where a `0` could move from the end of that
+/// text into the timestamp without changing the signed bytes or the time.
+pub(super) fn parse_without_leading_zero(text: &str) -> Result<i64, Failure> {
     if text.len() > 1 && text.starts_with('0') {
         return Err(Failure::TimestampMalformed);
     }
-    Ok(parse(text)?.div_euclid(1000))
+    parse(text)
 }
 
 /// Accepts `timestamp` when it is at most `tolerance` before or after `now`, both in Unix
