@@ -171,7 +171,15 @@ fn admin_endpoints_answer() {
 
     let health = get("/healthz");
     assert_eq!(health.status, 200);
-    let ready = get("/readyz");
+    // The sockets are bound before the services start, so /readyz may answer 503 for a
+    // moment after the port accepts connections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut ready = get("/readyz");
+    while ready.status != 200 && std::time::Instant::now() < deadline {
+        assert_eq!(ready.status, 503, "{}", ready.body_text());
+        std::thread::sleep(Duration::from_millis(20));
+        ready = get("/readyz");
+    }
     assert_eq!(ready.status, 200);
     assert_eq!(ready.body_text(), "ready\n");
     assert_eq!(get("/nothing").status, 404);
