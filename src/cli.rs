@@ -54,7 +54,7 @@ pub enum QueueCommand {
         /// List the dead-letter queue instead of the pending one.
         #[arg(long)]
         dead: bool,
-        /// Most entries printed.
+        /// Maximum number of entries to print.
         #[arg(long, default_value_t = crate::delivery::admin::DEFAULT_LIMIT)]
         limit: usize,
         /// Print the JSON result instead of one line per entry.
@@ -102,7 +102,7 @@ pub enum QueueCommand {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Path of the config file.
-    #[arg(short, long, default_value = "gateway.yaml")]
+    #[arg(short, long, default_value = "gateway.yaml", global = true)]
     pub config: PathBuf,
 }
 

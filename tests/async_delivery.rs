@@ -461,6 +461,36 @@ fn queue_command_opens_file_of_stopped_gateway() {
 }
 
 #[test]
+fn queue_command_runs_without_route_secrets() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+
+    // An operator's shell lacks the service's secrets, and `-c` follows the subcommand here.
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["queue", "list", "--json", "-c"])
+        .arg(&config_path)
+        .env_remove("HG_TEST_GITHUB")
+        .output()
+        .expect("run hookgate queue");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "hookgate queue failed: {stderr}");
+    assert!(!stderr.contains("HG_TEST_GITHUB"), "{stderr}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("JSON entry list");
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+#[test]
 fn ordered_route_delivers_in_acceptance_order() {
     let queue_dir = tempfile::tempdir().expect("queue dir");
     let port = closed_port();

@@ -11,7 +11,8 @@ use crate::config;
 /// Runs one `hookgate queue` subcommand and returns the process exit code.
 pub fn run(args: QueueArgs) -> ExitCode {
     let path = &args.config.config;
-    let config = match config::load(path) {
+    // The queue needs no keys, and an operator's shell often lacks the service's secrets.
+    let config = match config::load_with(path, config::KeyLoading::Skip) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
