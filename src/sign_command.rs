@@ -3,15 +3,15 @@
 //! from `--secret-env`, `--secret-file` or `--private-key-file` (`--provider`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::{SendArgs, SignArgs};
+use crate::cli::{SendArgs, SignArgs, SigningArgs};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, PathMatch};
+use crate::config::{self, Listener, PathMatch};
 use crate::provider::sign::{self, Message};
 use crate::provider::{Key, PrivateKey, Scheme};
 
@@ -25,12 +25,13 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 type Headers = Vec<(String, String)>;
 
 /// Signing inputs of a request: the scheme, its key (`None` when a private key signs), the URL
-/// signed by default, and the route's path for the curl command of `--route`.
+/// signed by default, and the route's path and gateway URL for the curl command of `--route`.
 struct Target {
     scheme: Scheme,
     key: Option<Key>,
     default_url: String,
     route_path: Option<String>,
+    gateway: Option<String>,
 }
 
 /// A body signed for one scheme.
@@ -39,6 +40,8 @@ struct Signed {
     body: Vec<u8>,
     /// Path the request goes to on the gateway, for the curl command of `--route`.
     route_path: Option<String>,
+    /// Base URL of the config's first listener, for the curl command of `--route`.
+    gateway: Option<String>,
     /// Whether signing changed the body, as Mailgun's does.
     body_changed: bool,
 }
@@ -46,9 +49,18 @@ struct Signed {
 /// Runs `hookgate sign`: prints the headers (`--provider`) or a curl command (`--route`).
 /// Mailgun's signature is a body field, so for it `--provider` prints the signed body.
 pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
-    let signed = build(args, None)?;
+    let signed = build(&args.signing, None)?;
     match &signed.route_path {
-        Some(path) => println!("{}", curl_command(&args.gateway, path, &signed)),
+        Some(path) => {
+            let Some(gateway) = args.gateway.as_ref().or(signed.gateway.as_ref()) else {
+                bail!(
+                    "the config's first listener has port 0, so its port is chosen at start-up; \
+                     pass --gateway with the address the gateway logged, such as \
+                     http://127.0.0.1:8080"
+                );
+            };
+            println!("{}", curl_command(gateway, path, &signed));
+        }
         None if signed.body_changed => {
             println!("{}", String::from_utf8_lossy(&signed.body));
         }
@@ -63,7 +75,7 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
 
 /// Runs `hookgate send`: signs like `sign`, posts to `--to`, prints the response.
 pub fn send(args: &SendArgs) -> anyhow::Result<()> {
-    let signed = build(&args.sign, Some(&args.to))?;
+    let signed = build(&args.signing, Some(&args.to))?;
     let (status, body) = post(&args.to, &args.content_type, &signed)?;
     println!("HTTP {status}");
     println!("{}", String::from_utf8_lossy(&body));
@@ -75,7 +87,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<()> {
 
 /// Signs the body with the key that `args` names. `to` is the target of `send`, which is also
 /// the signed URL unless `--url` gives another.
-fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
+fn build(args: &SigningArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let body = match &args.body_file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read body file {}", path.display()))?,
@@ -91,6 +103,7 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         key,
         default_url,
         route_path,
+        gateway,
     } = match (&args.route, &args.provider) {
         (Some(route), _) => route_target(args, route, private_key.is_some())?,
         (None, Some(provider)) => provider_target(args, provider, private_key.is_some())?,
@@ -134,6 +147,7 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         body_changed: signed_body.is_some(),
         body: signed_body.unwrap_or(body),
         route_path,
+        gateway,
     })
 }
 
@@ -167,7 +181,7 @@ fn sign_message(
 
 /// Returns the preset's scheme and the key from `--secret-env` or `--secret-file`.
 fn provider_target(
-    args: &SignArgs,
+    args: &SigningArgs,
     provider: &str,
     has_private_key: bool,
 ) -> anyhow::Result<Target> {
@@ -184,15 +198,23 @@ fn provider_target(
         key,
         default_url: String::new(),
         route_path: None,
+        gateway: None,
     })
 }
 
 /// Returns the scheme, first key, public URL and path of a config route.
-fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::Result<Target> {
+fn route_target(args: &SigningArgs, name: &str, has_private_key: bool) -> anyhow::Result<Target> {
     let config = config::load(&args.config.config)?;
+    let gateway = config
+        .listeners
+        .first()
+        .filter(|listener| listener.address.port() != 0)
+        .map(listener_url);
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    let names = names.join(", ");
     let Some(route) = config.routes.into_iter().find(|r| r.name == name) else {
         bail!(
-            "no route named {name:?} in {}",
+            "no route named {name:?} in {}; its routes are: {names}",
             args.config.config.display()
         );
     };
@@ -213,11 +235,12 @@ fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::R
         key,
         default_url: url,
         route_path: Some(path),
+        gateway,
     })
 }
 
 /// Reads the secret of `--secret-env` or `--secret-file` and derives the scheme's key.
-fn secret_key(args: &SignArgs, scheme: &Scheme) -> anyhow::Result<Key> {
+fn secret_key(args: &SigningArgs, scheme: &Scheme) -> anyhow::Result<Key> {
     if scheme.accepts_public_keys() && !is_standard(scheme) {
         bail!(
             "{} signs with a private key, not a shared secret; pass it with --private-key-file",
@@ -231,9 +254,7 @@ fn secret_key(args: &SignArgs, scheme: &Scheme) -> anyhow::Result<Key> {
         (None, Some(path)) => {
             let mut bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read secret file {}", path.display()))?;
-            if bytes.last() == Some(&b'\n') {
-                bytes.pop();
-            }
+            config::strip_trailing_newline(&mut bytes);
             bytes
         }
         (None, None) if !scheme.needs_keys() => Vec::new(),
@@ -255,6 +276,23 @@ fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
     let text = std::fs::read(path)
         .with_context(|| format!("cannot read private key file {}", path.display()))?;
     PrivateKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Returns the base URL a client on this host reaches `listener` at. An unspecified address
+/// becomes the loopback address of its family.
+fn listener_url(listener: &Listener) -> String {
+    let mut address = listener.address;
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
+    }
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{address}")
 }
 
 fn curl_command(gateway: &str, path: &str, signed: &Signed) -> String {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use delivery::{AsyncDelivery, DeliveryMode, QueueBackend, QueueSettings};
 pub use error::{ConfigError, ConfigErrors};
-pub use secret::Secret;
+pub use secret::{strip_trailing_newline, Secret};
 
 use crate::provider::{Key, PublicUrl, Scheme};
 pub use crate::store::Limit;

@@ -70,7 +70,8 @@ pub fn load(raw: &RawSecret, base: &Path) -> Result<Secret, String> {
     Ok(Secret(bytes))
 }
 
-fn strip_trailing_newline(bytes: &mut Vec<u8>) {
+/// Removes one trailing `\n` or `\r\n`, as an editor or `echo` leaves it after a secret.
+pub fn strip_trailing_newline(bytes: &mut Vec<u8>) {
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {
