@@ -9,6 +9,9 @@ use p256::pkcs8::DecodePublicKey;
 /// Prefix of Standard Webhooks and Svix secrets, followed by the base64 key.
 const WHSEC_PREFIX: &[u8] = b"whsec_";
 
+/// Prefix of Standard Webhooks Ed25519 public keys, which belong under `public_keys:`.
+const WHPK_PREFIX: &[u8] = b"whpk_";
+
 /// Start of a PEM document, which a P-256 public key may be written as.
 const PEM_PREFIX: &[u8] = b"-----BEGIN ";
 
@@ -40,6 +43,11 @@ pub enum KeyError {
          copy the whole secret exactly as the provider shows it"
     )]
     InvalidBase64,
+    #[error(
+        "this is a whpk_ public key, which verifies v1a signatures; \
+         move the entry from `secrets:` to `public_keys:`"
+    )]
+    WhpkInSecrets,
     #[error(
         "public key is not 64 hex digits encoding an Ed25519 public key; \
          copy the application's public key exactly as the provider shows it"
@@ -83,6 +91,9 @@ impl Key {
 
     /// Strips an optional `whsec_` prefix and decodes the rest as padded standard base64.
     pub(super) fn from_whsec(secret: &[u8]) -> Result<Key, KeyError> {
+        if secret.starts_with(WHPK_PREFIX) {
+            return Err(KeyError::WhpkInSecrets);
+        }
         let encoded = secret.strip_prefix(WHSEC_PREFIX).unwrap_or(secret);
         let bytes = STANDARD
             .decode(encoded)
@@ -141,7 +152,7 @@ impl Key {
     /// whitespace is ignored, and a small-order (weak) key is rejected.
     pub(super) fn from_whpk(text: &[u8]) -> Result<Key, KeyError> {
         let text = text.trim_ascii();
-        let encoded = text.strip_prefix(b"whpk_").unwrap_or(text);
+        let encoded = text.strip_prefix(WHPK_PREFIX).unwrap_or(text);
         if encoded.is_empty() {
             return Err(KeyError::Empty);
         }
@@ -276,6 +287,13 @@ mod tests {
         let result = Key::from_whsec(b"whsec_this-is-not-base64!!");
 
         assert_eq!(result.map(|_| ()), Err(KeyError::InvalidBase64));
+    }
+
+    #[test]
+    fn whsec_rejects_whpk_public_key() {
+        let result = Key::from_whsec(b"whpk_AAEC");
+
+        assert_eq!(result.map(|_| ()), Err(KeyError::WhpkInSecrets));
     }
 
     #[test]
