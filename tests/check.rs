@@ -103,7 +103,7 @@ routes:
     assert!(!ok, "check must fail");
     let expected = [
         "FILE:8:9: routes[0].secrets[0]: environment variable HG_CHECK_UNSET is not set; export it before starting hookgate",
-        "FILE:9:9: routes[0].secrets[1]: cannot read secret file /nonexistent/hookgate-secret: No such file or directory (os error 2)",
+        "FILE:9:9: routes[0].secrets[1]: cannot read secret file /nonexistent/hookgate-secret: No such file or directory (os error 2); check the path and that hookgate may read the file",
         "FILE:10:5: routes[0].tolerence: unknown key `tolerence`, expected one of",
         "FILE:11:5: routes[0].upstream: invalid upstream URL \"ftp://127.0.0.1\": the scheme must be http or https",
         "FILE:12:5: routes[1].name: duplicate route name \"github\"; route names must be unique",

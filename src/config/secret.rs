@@ -55,7 +55,11 @@ pub fn load(raw: &RawSecret, base: &Path) -> Result<Secret, String> {
         },
         (None, Some(path)) => {
             let mut bytes = std::fs::read(base.join(path)).map_err(|e| {
-                format!("cannot read secret file {}: {e}", base.join(path).display())
+                format!(
+                    "cannot read secret file {}: {e}; \
+                     check the path and that hookgate may read the file",
+                    base.join(path).display()
+                )
             })?;
             strip_trailing_newline(&mut bytes);
             bytes
