@@ -491,6 +491,41 @@ fn queue_command_runs_without_route_secrets() {
 }
 
 #[test]
+fn queue_command_names_missing_entry() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    let id = listed["entries"][0]["id"].as_str().expect("id").to_string();
+    let pending = format!("github/{id}");
+
+    let cases: [(&[&str], &str); 3] = [
+        (&["retry", &pending], "in the dead-letter queue"),
+        (&["show", &pending, "--dead"], "in the dead-letter queue"),
+        (&["purge", "github/no-such-id"], "in the pending queue"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&config_path)
+            .args(args)
+            .output()
+            .expect("run hookgate queue");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let after = queue_command(&config_path, &["list", "--json"]);
+    assert_eq!(after["entries"][0]["id"], id.as_str(), "{after}");
+}
+
+#[test]
 fn ordered_route_delivers_in_acceptance_order() {
     let queue_dir = tempfile::tempdir().expect("queue dir");
     let port = closed_port();

@@ -316,8 +316,8 @@ fn summary_line(entry: &Value) -> String {
 }
 
 fn print_detail(entry: &Value) {
+    // The caller reports a missing entry on stderr.
     if entry.is_null() {
-        println!("no such entry");
         return;
     }
     println!("{}", summary_line(entry));
