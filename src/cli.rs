@@ -169,6 +169,10 @@ pub struct SigningArgs {
     /// Default: the route's public URL and path, or `--to` for `send`.
     #[arg(long)]
     pub url: Option<String>,
+    /// Content-Type of the request that `send` posts or the curl command of `--route` sends,
+    /// such as `application/x-www-form-urlencoded` for a Twilio form body.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
     /// Request body to sign when no BODY_FILE is given.
     #[arg(long, default_value = "{\"hello\":\"world\"}")]
     pub data: String,
@@ -184,7 +188,4 @@ pub struct SendArgs {
     /// URL the signed request is posted to; `http://` only.
     #[arg(long)]
     pub to: String,
-    /// Content-Type of the request.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
 }

@@ -59,7 +59,8 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
                      http://127.0.0.1:8080"
                 );
             };
-            println!("{}", curl_command(gateway, path, &signed));
+            let content_type = &args.signing.content_type;
+            println!("{}", curl_command(gateway, path, content_type, &signed));
         }
         None if signed.body_changed => {
             println!("{}", String::from_utf8_lossy(&signed.body));
@@ -76,7 +77,7 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
 /// Runs `hookgate send`: signs like `sign`, posts to `--to`, prints the response.
 pub fn send(args: &SendArgs) -> anyhow::Result<()> {
     let signed = build(&args.signing, Some(&args.to))?;
-    let (status, body) = post(&args.to, &args.content_type, &signed)?;
+    let (status, body) = post(&args.to, &args.signing.content_type, &signed)?;
     println!("HTTP {status}");
     println!("{}", String::from_utf8_lossy(&body));
     if !(200..300).contains(&status) {
@@ -295,11 +296,12 @@ fn listener_url(listener: &Listener) -> String {
     format!("{scheme}://{address}")
 }
 
-fn curl_command(gateway: &str, path: &str, signed: &Signed) -> String {
+fn curl_command(gateway: &str, path: &str, content_type: &str, signed: &Signed) -> String {
     let target = format!("{}{}", gateway.trim_end_matches('/'), path);
     let mut command = format!(
-        "curl -sS -X POST {} -H 'Content-Type: application/json'",
-        shell_quote(&target)
+        "curl -sS -X POST {} -H {}",
+        shell_quote(&target),
+        shell_quote(&format!("Content-Type: {content_type}"))
     );
     for (name, value) in &signed.headers {
         command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));

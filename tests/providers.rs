@@ -383,6 +383,50 @@ fn sign_route_rejects_port_zero_without_gateway() {
 }
 
 #[test]
+fn sign_route_curl_sends_content_type() {
+    let routes = route(&[
+        "name: github",
+        "path: /hooks/github",
+        "provider: github",
+        "secrets: [ { env: GITHUB_SECRET } ]",
+        "upstream: \"http://127.0.0.1:9\"",
+    ]);
+    let env = [("GITHUB_SECRET", "github-webhook-secret")];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        format!("listeners: [ {{ address: \"127.0.0.1:8080\" }} ]\nroutes:\n{routes}").as_bytes(),
+    );
+
+    let default = hookgate(&["sign", "-c", &config, "--route", "github"], &env);
+    let form = hookgate(
+        &[
+            "sign",
+            "-c",
+            &config,
+            "--route",
+            "github",
+            "--content-type",
+            "application/x-www-form-urlencoded",
+        ],
+        &env,
+    );
+
+    let default = String::from_utf8_lossy(&default.stdout);
+    let form = String::from_utf8_lossy(&form.stdout);
+    assert!(
+        default.contains("-H 'Content-Type: application/json'"),
+        "{default}"
+    );
+    assert!(
+        form.contains("-H 'Content-Type: application/x-www-form-urlencoded'"),
+        "{form}"
+    );
+    assert!(!form.contains("application/json"), "{form}");
+}
+
+#[test]
 fn secret_file_with_crlf_signs_like_route() {
     let upstream = Upstream::ok();
     let dir = tempfile::tempdir().expect("temp dir");
