@@ -166,7 +166,8 @@ pub struct SigningArgs {
     #[arg(long, value_name = "PATH")]
     pub private_key_file: Option<PathBuf>,
     /// URL the sender calls, which URL-bound schemes (twilio, square, hubspot) sign.
-    /// Default: the route's public URL and path, or `--to` for `send`.
+    /// Default: with `--route`, the URL the gateway checks (the route's `public_url:` and the
+    /// request's path); with `--provider`, `--to` for `send`.
     #[arg(long)]
     pub url: Option<String>,
     /// Content-Type of the request that `send` posts or the curl command of `--route` sends,

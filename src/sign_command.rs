@@ -13,7 +13,7 @@ use crate::cli::{SendArgs, SignArgs, SigningArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Listener, PathMatch};
 use crate::provider::sign::{self, Message};
-use crate::provider::{Key, PrivateKey, Scheme};
+use crate::provider::{Key, PrivateKey, PublicUrl, Scheme};
 
 /// Time allowed for `send` to connect, write and read the response.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,12 +24,12 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 /// Header names and values, in the order a sender writes them.
 type Headers = Vec<(String, String)>;
 
-/// Signing inputs of a request: the scheme, its key (`None` when a private key signs), the URL
-/// signed by default, and the route's path and gateway URL for the curl command of `--route`.
+/// Signing inputs of a request: the scheme, its key (`None` when a private key signs), and
+/// for `--route` the route's public URL, path and gateway URL.
 struct Target {
     scheme: Scheme,
     key: Option<Key>,
-    default_url: String,
+    public_url: Option<PublicUrl>,
     route_path: Option<String>,
     gateway: Option<String>,
 }
@@ -102,7 +102,7 @@ fn build(args: &SigningArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let Target {
         scheme,
         key,
-        default_url,
+        public_url,
         route_path,
         gateway,
     } = match (&args.route, &args.provider) {
@@ -110,11 +110,19 @@ fn build(args: &SigningArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         (None, Some(provider)) => provider_target(args, provider, private_key.is_some())?,
         (None, None) => bail!("give --provider NAME or --route NAME"),
     };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| to.map(str::to_string))
-        .unwrap_or(default_url);
+    let url = match (&args.url, &route_path) {
+        (Some(url), _) => url.clone(),
+        // The gateway checks a route's request against the URL it builds itself, from the
+        // route's `public_url:` and the path and query the request arrives with.
+        (None, Some(route_path)) => {
+            let received = to.map_or_else(|| route_path.clone(), path_and_query);
+            match &public_url {
+                Some(public_url) => public_url.signed_url(&scheme, &received),
+                None => received,
+            }
+        }
+        (None, None) => to.unwrap_or_default().to_string(),
+    };
     if scheme.signs_url() && url.is_empty() {
         bail!(
             "{} signs the URL the sender calls; pass it with --url",
@@ -197,7 +205,7 @@ fn provider_target(
     Ok(Target {
         scheme,
         key,
-        default_url: String::new(),
+        public_url: None,
         route_path: None,
         gateway: None,
     })
@@ -223,10 +231,6 @@ fn route_target(args: &SigningArgs, name: &str, has_private_key: bool) -> anyhow
         PathMatch::Exact(path) => path.clone(),
         PathMatch::Prefix(prefix) => format!("{prefix}demo"),
     };
-    let url = route
-        .public_url
-        .as_ref()
-        .map_or_else(|| path.clone(), |url| url.signed_url(&route.scheme, &path));
     let key = route.keys.into_iter().next();
     if key.is_none() && !has_private_key && route.scheme.needs_keys() {
         bail!("route {name:?} has no key to sign with");
@@ -234,7 +238,7 @@ fn route_target(args: &SigningArgs, name: &str, has_private_key: bool) -> anyhow
     Ok(Target {
         scheme: route.scheme,
         key,
-        default_url: url,
+        public_url: route.public_url,
         route_path: Some(path),
         gateway,
     })
@@ -277,6 +281,15 @@ fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
     let text = std::fs::read(path)
         .with_context(|| format!("cannot read private key file {}", path.display()))?;
     PrivateKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Returns the path and query of URL `to`, or `to` unchanged when it does not parse, which
+/// `post` then reports.
+fn path_and_query(to: &str) -> String {
+    match to.parse::<http::Uri>() {
+        Ok(uri) => uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        Err(_) => to.to_string(),
+    }
 }
 
 /// Returns the base URL a client on this host reaches `listener` at. An unspecified address

@@ -427,6 +427,72 @@ fn sign_route_curl_sends_content_type() {
 }
 
 #[test]
+fn send_route_signs_url_gateway_checks() {
+    let upstream = Upstream::ok();
+    let url_rule = [
+        "hmac:",
+        "  algorithm: sha256",
+        "  header: X-Signature",
+        "  encoding: hex",
+        "  signed: \"{url}.{body}\"",
+    ];
+    let mut routes = route(&[
+        "name: twilio",
+        "path: /hooks/twilio",
+        "provider: twilio",
+        "secrets: [ { env: ROUTE_SECRET } ]",
+        "public_url: \"https://hooks.example.com/hooks/twilio\"",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    for (name, public_url) in [
+        ("origin", "https://hooks.example.com"),
+        ("full", "https://example.com/senders/full"),
+    ] {
+        let mut lines = vec![
+            format!("name: {name}"),
+            format!("path_prefix: /hooks/{name}/"),
+        ];
+        lines.extend(url_rule.iter().map(|line| line.to_string()));
+        lines.push("secrets: [ { env: ROUTE_SECRET } ]".to_string());
+        lines.push(format!("public_url: \"{public_url}\""));
+        lines.push(format!("upstream: \"{}\"", upstream.url()));
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        routes.push_str(&route(&lines));
+    }
+    let env = [("ROUTE_SECRET", "route-url-secret")];
+    let gateway = Gateway::start_env(&routes, &env);
+    let config = gateway.config_path.display().to_string();
+
+    for (name, path) in [
+        ("twilio", "/hooks/twilio?n=1"),
+        ("origin", "/hooks/origin/a?n=2"),
+        ("full", "/hooks/full/b?n=3"),
+    ] {
+        let to = gateway.url(path);
+        let sent = hookgate(
+            &[
+                "send",
+                "-c",
+                &config,
+                "--route",
+                name,
+                "--content-type",
+                "application/x-www-form-urlencoded",
+                "--data",
+                &format!("route={name}"),
+                "--to",
+                &to,
+            ],
+            &env,
+        );
+
+        let stdout = String::from_utf8_lossy(&sent.stdout);
+        assert!(stdout.starts_with("HTTP 200"), "{name}: {stdout}");
+    }
+    assert_eq!(upstream.requests().len(), 3);
+}
+
+#[test]
 fn secret_file_with_crlf_signs_like_route() {
     let upstream = Upstream::ok();
     let dir = tempfile::tempdir().expect("temp dir");
