@@ -86,8 +86,9 @@ pub fn send(args: &SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs the body with the key that `args` names. `to` is the target of `send`, which is also
-/// the signed URL unless `--url` gives another.
+/// Signs the body with the key that `args` names. `to` is the target of `send`. Unless `--url`
+/// gives the signed URL, it is `to` for `--provider`, and for `--route` the URL the gateway
+/// builds from the route's public URL and the path and query of `to`.
 fn build(args: &SigningArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let body = match &args.body_file {
         Some(path) => std::fs::read(path)
