@@ -20,7 +20,7 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
 use crate::admin::Admin;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, DeliveryMode};
 use crate::delivery::{DeliveryService, Queue};
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
@@ -65,6 +65,10 @@ pub fn run(
             provider = route.scheme.name(),
             secrets = route.keys.len(),
             upstream = %route.upstream.url,
+            delivery = match route.delivery {
+                DeliveryMode::Sync => "sync",
+                DeliveryMode::Async(_) => "async",
+            },
             "route loaded"
         );
     }

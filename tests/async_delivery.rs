@@ -250,6 +250,19 @@ fn burst_while_upstream_down_arrives_once_each() {
 }
 
 #[test]
+fn startup_log_names_route_delivery() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let gateway = Gateway::start_config_env(&config(queue_dir.path(), "", closed_port(), ""), ENV);
+
+    let logs = gateway.logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("route loaded"))
+        .unwrap_or_else(|| panic!("no route loaded line in:\n{logs}"));
+    assert!(line.contains(r#""delivery":"async""#), "{line}");
+}
+
+#[test]
 fn repeat_of_queued_webhook_is_stored_once() {
     let queue_dir = tempfile::tempdir().expect("queue dir");
     let port = closed_port();
