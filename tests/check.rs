@@ -117,6 +117,22 @@ routes:
 }
 
 #[test]
+fn provider_in_wrong_case_names_preset() {
+    let yaml = VALID_ROUTE.replace("provider: github", "provider: GitHub");
+    let (ok, stderr, _dir) = check_text(&format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n{yaml}"
+    ));
+
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "routes[0].provider: unknown provider \"GitHub\"; provider names are lower case: github"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn reports_yaml_syntax_error_position() {
     let (ok, stderr, _dir) = check_text("listeners:\n  - address: [unclosed\nroutes: []\n");
     assert!(!ok);

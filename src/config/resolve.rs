@@ -545,7 +545,13 @@ fn route_scheme(
         }
         (Some(name), None) => {
             let scheme = Scheme::preset(name);
-            if scheme.is_none() {
+            let lower = name.to_ascii_lowercase();
+            if scheme.is_none() && Scheme::preset(&lower).is_some() {
+                problems.add(
+                    format!("{at}.provider"),
+                    format!("unknown provider {name:?}; provider names are lower case: {lower}"),
+                );
+            } else if scheme.is_none() {
                 problems.add(
                     format!("{at}.provider"),
                     format!(
