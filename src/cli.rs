@@ -54,7 +54,7 @@ pub enum QueueCommand {
         /// List the dead-letter queue instead of the pending one.
         #[arg(long)]
         dead: bool,
-        /// Most entries printed.
+        /// Maximum number of entries to print.
         #[arg(long, default_value_t = crate::delivery::admin::DEFAULT_LIMIT)]
         limit: usize,
         /// Print the JSON result instead of one line per entry.
@@ -102,7 +102,7 @@ pub enum QueueCommand {
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Path of the config file.
-    #[arg(short, long, default_value = "gateway.yaml")]
+    #[arg(short, long, default_value = "gateway.yaml", global = true)]
     pub config: PathBuf,
 }
 
@@ -132,6 +132,17 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct SignArgs {
     #[command(flatten)]
+    pub signing: SigningArgs,
+    /// Base URL of the gateway the printed curl command is sent to, with `--route`.
+    /// Default: the config's first listener, with 127.0.0.1 or ::1 for an unspecified address.
+    #[arg(long, value_name = "URL")]
+    pub gateway: Option<String>,
+}
+
+/// Options shared by `sign` and `send`: the body, the scheme and the key that signs it.
+#[derive(Debug, Args)]
+pub struct SigningArgs {
+    #[command(flatten)]
     pub config: ConfigArg,
     /// Name of the config route whose scheme and first key sign the body.
     #[arg(
@@ -146,7 +157,8 @@ pub struct SignArgs {
     /// Environment variable that contains the secret, with `--provider`.
     #[arg(long, value_name = "VAR", conflicts_with_all = ["secret_file", "route"])]
     pub secret_env: Option<String>,
-    /// File that contains the secret, with `--provider`. One trailing newline is stripped.
+    /// File that contains the secret, with `--provider`. One trailing `\n` or `\r\n` is
+    /// stripped, as from a route's `file:` secret.
     #[arg(long, value_name = "PATH", conflicts_with = "route")]
     pub secret_file: Option<PathBuf>,
     /// File with the private key of a public-key scheme: PKCS#8 or PKCS#1 PEM, or an Ed25519
@@ -154,15 +166,17 @@ pub struct SignArgs {
     #[arg(long, value_name = "PATH")]
     pub private_key_file: Option<PathBuf>,
     /// URL the sender calls, which URL-bound schemes (twilio, square, hubspot) sign.
-    /// Default: the route's public URL and path, or `--to` for `send`.
+    /// Default: with `--route`, the URL the gateway checks (the route's `public_url:` and the
+    /// request's path); with `--provider`, `--to` for `send`.
     #[arg(long)]
     pub url: Option<String>,
+    /// Content-Type of the request that `send` posts or the curl command of `--route` sends,
+    /// such as `application/x-www-form-urlencoded` for a Twilio form body.
+    #[arg(long, default_value = "application/json")]
+    pub content_type: String,
     /// Request body to sign when no BODY_FILE is given.
     #[arg(long, default_value = "{\"hello\":\"world\"}")]
     pub data: String,
-    /// Base URL of the gateway the printed curl command is sent to, with `--route`.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub gateway: String,
     /// File whose bytes are the request body, exactly.
     #[arg(value_name = "BODY_FILE")]
     pub body_file: Option<PathBuf>,
@@ -171,11 +185,8 @@ pub struct SignArgs {
 #[derive(Debug, Args)]
 pub struct SendArgs {
     #[command(flatten)]
-    pub sign: SignArgs,
+    pub signing: SigningArgs,
     /// URL the signed request is posted to; `http://` only.
     #[arg(long)]
     pub to: String,
-    /// Content-Type of the request.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
 }

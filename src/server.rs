@@ -4,12 +4,12 @@
 //! a clear error and port 0 resolves to a real port that is logged. Pingora adopts the bound
 //! sockets through its listener file descriptor table, the same path it uses for upgrades.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::ServerConf;
@@ -20,7 +20,7 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
 use crate::admin::Admin;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, DeliveryMode};
 use crate::delivery::{DeliveryService, Queue};
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
@@ -65,6 +65,10 @@ pub fn run(
             provider = route.scheme.name(),
             secrets = route.keys.len(),
             upstream = %route.upstream.url,
+            delivery = match route.delivery {
+                DeliveryMode::Sync => "sync",
+                DeliveryMode::Async(_) => "async",
+            },
             "route loaded"
         );
     }
@@ -173,8 +177,19 @@ fn open_queue(config: &Config) -> anyhow::Result<Option<Arc<Queue>>> {
 }
 
 fn bind(address: SocketAddr) -> anyhow::Result<(SocketAddr, RawFd)> {
-    let listener = TcpListener::bind(address)
-        .with_context(|| format!("cannot listen on {address}; is another process using it?"))?;
+    let listener = TcpListener::bind(address).map_err(|e| {
+        let fix = match e.kind() {
+            ErrorKind::AddrInUse => {
+                "; another process listens there, so stop it or choose another address"
+            }
+            ErrorKind::PermissionDenied => {
+                "; a port below 1024 needs root or the CAP_NET_BIND_SERVICE capability"
+            }
+            ErrorKind::AddrNotAvailable => "; the IP address is not one of this host's",
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {address}: {e}{fix}")
+    })?;
     listener.set_nonblocking(true)?;
     let actual = listener.local_addr()?;
     Ok((actual, listener.into_raw_fd()))

@@ -3,17 +3,17 @@
 //! from `--secret-env`, `--secret-file` or `--private-key-file` (`--provider`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::{SendArgs, SignArgs};
+use crate::cli::{SendArgs, SignArgs, SigningArgs};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{self, PathMatch};
+use crate::config::{self, Listener, PathMatch};
 use crate::provider::sign::{self, Message};
-use crate::provider::{Key, PrivateKey, Scheme};
+use crate::provider::{Key, PrivateKey, PublicUrl, Scheme};
 
 /// Time allowed for `send` to connect, write and read the response.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,13 +24,14 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 /// Header names and values, in the order a sender writes them.
 type Headers = Vec<(String, String)>;
 
-/// Signing inputs of a request: the scheme, its key (`None` when a private key signs), the URL
-/// signed by default, and the route's path for the curl command of `--route`.
+/// Signing inputs of a request: the scheme, its key (`None` when a private key signs), and
+/// for `--route` the route's public URL, path and gateway URL.
 struct Target {
     scheme: Scheme,
     key: Option<Key>,
-    default_url: String,
+    public_url: Option<PublicUrl>,
     route_path: Option<String>,
+    gateway: Option<String>,
 }
 
 /// A body signed for one scheme.
@@ -39,6 +40,8 @@ struct Signed {
     body: Vec<u8>,
     /// Path the request goes to on the gateway, for the curl command of `--route`.
     route_path: Option<String>,
+    /// Base URL of the config's first listener, for the curl command of `--route`.
+    gateway: Option<String>,
     /// Whether signing changed the body, as Mailgun's does.
     body_changed: bool,
 }
@@ -46,9 +49,19 @@ struct Signed {
 /// Runs `hookgate sign`: prints the headers (`--provider`) or a curl command (`--route`).
 /// Mailgun's signature is a body field, so for it `--provider` prints the signed body.
 pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
-    let signed = build(args, None)?;
+    let signed = build(&args.signing, None)?;
     match &signed.route_path {
-        Some(path) => println!("{}", curl_command(&args.gateway, path, &signed)),
+        Some(path) => {
+            let Some(gateway) = args.gateway.as_ref().or(signed.gateway.as_ref()) else {
+                bail!(
+                    "the config's first listener has port 0, so its port is chosen at start-up; \
+                     pass --gateway with the address the gateway logged, such as \
+                     http://127.0.0.1:8080"
+                );
+            };
+            let content_type = &args.signing.content_type;
+            println!("{}", curl_command(gateway, path, content_type, &signed));
+        }
         None if signed.body_changed => {
             println!("{}", String::from_utf8_lossy(&signed.body));
         }
@@ -63,8 +76,8 @@ pub fn sign(args: &SignArgs) -> anyhow::Result<()> {
 
 /// Runs `hookgate send`: signs like `sign`, posts to `--to`, prints the response.
 pub fn send(args: &SendArgs) -> anyhow::Result<()> {
-    let signed = build(&args.sign, Some(&args.to))?;
-    let (status, body) = post(&args.to, &args.content_type, &signed)?;
+    let signed = build(&args.signing, Some(&args.to))?;
+    let (status, body) = post(&args.to, &args.signing.content_type, &signed)?;
     println!("HTTP {status}");
     println!("{}", String::from_utf8_lossy(&body));
     if !(200..300).contains(&status) {
@@ -73,9 +86,10 @@ pub fn send(args: &SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs the body with the key that `args` names. `to` is the target of `send`, which is also
-/// the signed URL unless `--url` gives another.
-fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
+/// Signs the body with the key that `args` names. `to` is the target of `send`. Unless `--url`
+/// gives the signed URL, it is `to` for `--provider`, and for `--route` the URL the gateway
+/// builds from the route's public URL and the path and query of `to`.
+fn build(args: &SigningArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let body = match &args.body_file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("cannot read body file {}", path.display()))?,
@@ -89,18 +103,27 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
     let Target {
         scheme,
         key,
-        default_url,
+        public_url,
         route_path,
+        gateway,
     } = match (&args.route, &args.provider) {
         (Some(route), _) => route_target(args, route, private_key.is_some())?,
         (None, Some(provider)) => provider_target(args, provider, private_key.is_some())?,
         (None, None) => bail!("give --provider NAME or --route NAME"),
     };
-    let url = args
-        .url
-        .clone()
-        .or_else(|| to.map(str::to_string))
-        .unwrap_or(default_url);
+    let url = match (&args.url, &route_path) {
+        (Some(url), _) => url.clone(),
+        // The gateway checks a route's request against the URL it builds itself, from the
+        // route's `public_url:` and the path and query the request arrives with.
+        (None, Some(route_path)) => {
+            let received = to.map_or_else(|| route_path.clone(), path_and_query);
+            match &public_url {
+                Some(public_url) => public_url.signed_url(&scheme, &received),
+                None => received,
+            }
+        }
+        (None, None) => to.unwrap_or_default().to_string(),
+    };
     if scheme.signs_url() && url.is_empty() {
         bail!(
             "{} signs the URL the sender calls; pass it with --url",
@@ -134,6 +157,7 @@ fn build(args: &SignArgs, to: Option<&str>) -> anyhow::Result<Signed> {
         body_changed: signed_body.is_some(),
         body: signed_body.unwrap_or(body),
         route_path,
+        gateway,
     })
 }
 
@@ -167,7 +191,7 @@ fn sign_message(
 
 /// Returns the preset's scheme and the key from `--secret-env` or `--secret-file`.
 fn provider_target(
-    args: &SignArgs,
+    args: &SigningArgs,
     provider: &str,
     has_private_key: bool,
 ) -> anyhow::Result<Target> {
@@ -182,17 +206,25 @@ fn provider_target(
     Ok(Target {
         scheme,
         key,
-        default_url: String::new(),
+        public_url: None,
         route_path: None,
+        gateway: None,
     })
 }
 
 /// Returns the scheme, first key, public URL and path of a config route.
-fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::Result<Target> {
+fn route_target(args: &SigningArgs, name: &str, has_private_key: bool) -> anyhow::Result<Target> {
     let config = config::load(&args.config.config)?;
+    let gateway = config
+        .listeners
+        .first()
+        .filter(|listener| listener.address.port() != 0)
+        .map(listener_url);
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    let names = names.join(", ");
     let Some(route) = config.routes.into_iter().find(|r| r.name == name) else {
         bail!(
-            "no route named {name:?} in {}",
+            "no route named {name:?} in {}; its routes are: {names}",
             args.config.config.display()
         );
     };
@@ -200,10 +232,6 @@ fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::R
         PathMatch::Exact(path) => path.clone(),
         PathMatch::Prefix(prefix) => format!("{prefix}demo"),
     };
-    let url = route
-        .public_url
-        .as_ref()
-        .map_or_else(|| path.clone(), |url| url.signed_url(&route.scheme, &path));
     let key = route.keys.into_iter().next();
     if key.is_none() && !has_private_key && route.scheme.needs_keys() {
         bail!("route {name:?} has no key to sign with");
@@ -211,13 +239,14 @@ fn route_target(args: &SignArgs, name: &str, has_private_key: bool) -> anyhow::R
     Ok(Target {
         scheme: route.scheme,
         key,
-        default_url: url,
+        public_url: route.public_url,
         route_path: Some(path),
+        gateway,
     })
 }
 
 /// Reads the secret of `--secret-env` or `--secret-file` and derives the scheme's key.
-fn secret_key(args: &SignArgs, scheme: &Scheme) -> anyhow::Result<Key> {
+fn secret_key(args: &SigningArgs, scheme: &Scheme) -> anyhow::Result<Key> {
     if scheme.accepts_public_keys() && !is_standard(scheme) {
         bail!(
             "{} signs with a private key, not a shared secret; pass it with --private-key-file",
@@ -231,9 +260,7 @@ fn secret_key(args: &SignArgs, scheme: &Scheme) -> anyhow::Result<Key> {
         (None, Some(path)) => {
             let mut bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read secret file {}", path.display()))?;
-            if bytes.last() == Some(&b'\n') {
-                bytes.pop();
-            }
+            config::strip_trailing_newline(&mut bytes);
             bytes
         }
         (None, None) if !scheme.needs_keys() => Vec::new(),
@@ -257,11 +284,38 @@ fn read_private_key(path: &Path) -> anyhow::Result<PrivateKey> {
     PrivateKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn curl_command(gateway: &str, path: &str, signed: &Signed) -> String {
+/// Returns the path and query of URL `to`, or `to` unchanged when it does not parse, which
+/// `post` then reports.
+fn path_and_query(to: &str) -> String {
+    match to.parse::<http::Uri>() {
+        Ok(uri) => uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        Err(_) => to.to_string(),
+    }
+}
+
+/// Returns the base URL a client on this host reaches `listener` at. An unspecified address
+/// becomes the loopback address of its family.
+fn listener_url(listener: &Listener) -> String {
+    let mut address = listener.address;
+    match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => address.set_ip(Ipv4Addr::LOCALHOST.into()),
+        IpAddr::V6(ip) if ip.is_unspecified() => address.set_ip(Ipv6Addr::LOCALHOST.into()),
+        _ => {}
+    }
+    let scheme = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{address}")
+}
+
+fn curl_command(gateway: &str, path: &str, content_type: &str, signed: &Signed) -> String {
     let target = format!("{}{}", gateway.trim_end_matches('/'), path);
     let mut command = format!(
-        "curl -sS -X POST {} -H 'Content-Type: application/json'",
-        shell_quote(&target)
+        "curl -sS -X POST {} -H {}",
+        shell_quote(&target),
+        shell_quote(&format!("Content-Type: {content_type}"))
     );
     for (name, value) in &signed.headers {
         command.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));

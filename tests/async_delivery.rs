@@ -250,6 +250,19 @@ fn burst_while_upstream_down_arrives_once_each() {
 }
 
 #[test]
+fn startup_log_names_route_delivery() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let gateway = Gateway::start_config_env(&config(queue_dir.path(), "", closed_port(), ""), ENV);
+
+    let logs = gateway.logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("route loaded"))
+        .unwrap_or_else(|| panic!("no route loaded line in:\n{logs}"));
+    assert!(line.contains(r#""delivery":"async""#), "{line}");
+}
+
+#[test]
 fn repeat_of_queued_webhook_is_stored_once() {
     let queue_dir = tempfile::tempdir().expect("queue dir");
     let port = closed_port();
@@ -458,6 +471,71 @@ fn queue_command_opens_file_of_stopped_gateway() {
         ["burst-1", "burst-2"],
         "the purged entry is not delivered"
     );
+}
+
+#[test]
+fn queue_command_runs_without_route_secrets() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+
+    // An operator's shell lacks the service's secrets, and `-c` follows the subcommand here.
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["queue", "list", "--json", "-c"])
+        .arg(&config_path)
+        .env_remove("HG_TEST_GITHUB")
+        .output()
+        .expect("run hookgate queue");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "hookgate queue failed: {stderr}");
+    assert!(!stderr.contains("HG_TEST_GITHUB"), "{stderr}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("JSON entry list");
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+#[test]
+fn queue_command_names_missing_entry() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    let id = listed["entries"][0]["id"].as_str().expect("id").to_string();
+    let pending = format!("github/{id}");
+
+    let cases: [(&[&str], &str); 3] = [
+        (&["retry", &pending], "in the dead-letter queue"),
+        (&["show", &pending, "--dead"], "in the dead-letter queue"),
+        (&["purge", "github/no-such-id"], "in the pending queue"),
+    ];
+    for (args, expected) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&config_path)
+            .args(args)
+            .output()
+            .expect("run hookgate queue");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let after = queue_command(&config_path, &["list", "--json"]);
+    assert_eq!(after["entries"][0]["id"], id.as_str(), "{after}");
 }
 
 #[test]

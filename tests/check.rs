@@ -103,7 +103,7 @@ routes:
     assert!(!ok, "check must fail");
     let expected = [
         "FILE:8:9: routes[0].secrets[0]: environment variable HG_CHECK_UNSET is not set; export it before starting hookgate",
-        "FILE:9:9: routes[0].secrets[1]: cannot read secret file /nonexistent/hookgate-secret: No such file or directory (os error 2)",
+        "FILE:9:9: routes[0].secrets[1]: cannot read secret file /nonexistent/hookgate-secret: No such file or directory (os error 2); check the path and that hookgate may read the file",
         "FILE:10:5: routes[0].tolerence: unknown key `tolerence`, expected one of",
         "FILE:11:5: routes[0].upstream: invalid upstream URL \"ftp://127.0.0.1\": the scheme must be http or https",
         "FILE:12:5: routes[1].name: duplicate route name \"github\"; route names must be unique",
@@ -114,6 +114,22 @@ routes:
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
     assert_eq!(stderr.lines().count(), expected.len(), "{stderr}");
+}
+
+#[test]
+fn provider_in_wrong_case_names_preset() {
+    let yaml = VALID_ROUTE.replace("provider: github", "provider: GitHub");
+    let (ok, stderr, _dir) = check_text(&format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n{yaml}"
+    ));
+
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains(
+            "routes[0].provider: unknown provider \"GitHub\"; provider names are lower case: github"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

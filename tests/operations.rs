@@ -310,3 +310,52 @@ fn sigterm_finishes_requests_in_flight() {
         started.elapsed()
     );
 }
+
+#[test]
+fn busy_listener_port_fails_start_with_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to occupy");
+    let address = taken.local_addr().expect("occupied address");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config_path = dir.path().join("gateway.yaml");
+    let config = format!(
+        "listeners: [ {{ address: \"{address}\" }} ]
+routes:
+  - name: open
+    path: /hooks/open
+    provider: none
+    upstream: \"http://127.0.0.1:9\"
+"
+    );
+    std::fs::write(&config_path, config).expect("write config");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .arg("run")
+        .arg("-c")
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hookgate");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll hookgate") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().expect("collect hookgate output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    let status = status.unwrap_or_else(|| panic!("hookgate kept running: {stderr}"));
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("another process listens there"), "{stderr}");
+    drop(taken);
+}

@@ -14,7 +14,7 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
 use common::client::{request, send, Response};
 use common::upstream::Upstream;
-use common::{hmac_sha256, route, Gateway};
+use common::{closed_port, hmac_sha256, route, Gateway};
 
 const BODY: &[u8] = br#"{"id":"evt_1","type":"test.event","text":"Zo\u00eb"}"#;
 /// An Ed25519 seed (RFC 8032, test 1), so the key pair is the same on every run.
@@ -316,6 +316,213 @@ fn send_posts_signed_request_to_gateway() {
         "only the correctly signed request is forwarded"
     );
     assert_eq!(received[0].body, BODY);
+}
+
+#[test]
+fn sign_route_curl_reaches_config_listener() {
+    let upstream = Upstream::ok();
+    let port = closed_port();
+    let routes = route(&[
+        "name: github",
+        "path: /hooks/github",
+        "provider: github",
+        "secrets: [ { env: GITHUB_SECRET } ]",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let env = [("GITHUB_SECRET", "github-webhook-secret")];
+    let listener = format!("127.0.0.1:{port}");
+    let gateway = Gateway::start_listening(&[&listener], &format!("routes:\n{routes}"), &env);
+    let config = gateway.config_path.display().to_string();
+
+    let signed = hookgate(&["sign", "-c", &config, "--route", "github"], &env);
+    let curl = String::from_utf8_lossy(&signed.stdout).to_string();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    assert!(
+        curl.contains(&format!("'http://{listener}/hooks/github'")),
+        "{curl}"
+    );
+    let sent = Command::new("sh")
+        .args(["-c", &curl])
+        .output()
+        .expect("run the printed curl command");
+
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(upstream.requests().len(), 1, "{curl}");
+}
+
+#[test]
+fn sign_route_rejects_port_zero_without_gateway() {
+    let routes = route(&[
+        "name: github",
+        "path: /hooks/github",
+        "provider: github",
+        "secrets: [ { env: GITHUB_SECRET } ]",
+        "upstream: \"http://127.0.0.1:9\"",
+    ]);
+    let env = [("GITHUB_SECRET", "github-webhook-secret")];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        format!("listeners: [ {{ address: \"127.0.0.1:0\" }} ]\nroutes:\n{routes}").as_bytes(),
+    );
+
+    let output = hookgate(&["sign", "-c", &config, "--route", "github"], &env);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--gateway"), "{stderr}");
+}
+
+#[test]
+fn sign_route_curl_sends_content_type() {
+    let routes = route(&[
+        "name: github",
+        "path: /hooks/github",
+        "provider: github",
+        "secrets: [ { env: GITHUB_SECRET } ]",
+        "upstream: \"http://127.0.0.1:9\"",
+    ]);
+    let env = [("GITHUB_SECRET", "github-webhook-secret")];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write(
+        dir.path(),
+        "gateway.yaml",
+        format!("listeners: [ {{ address: \"127.0.0.1:8080\" }} ]\nroutes:\n{routes}").as_bytes(),
+    );
+
+    let default = hookgate(&["sign", "-c", &config, "--route", "github"], &env);
+    let form = hookgate(
+        &[
+            "sign",
+            "-c",
+            &config,
+            "--route",
+            "github",
+            "--content-type",
+            "application/x-www-form-urlencoded",
+        ],
+        &env,
+    );
+
+    let default = String::from_utf8_lossy(&default.stdout);
+    let form = String::from_utf8_lossy(&form.stdout);
+    assert!(
+        default.contains("-H 'Content-Type: application/json'"),
+        "{default}"
+    );
+    assert!(
+        form.contains("-H 'Content-Type: application/x-www-form-urlencoded'"),
+        "{form}"
+    );
+    assert!(!form.contains("application/json"), "{form}");
+}
+
+#[test]
+fn send_route_signs_url_gateway_checks() {
+    let upstream = Upstream::ok();
+    let url_rule = [
+        "hmac:",
+        "  algorithm: sha256",
+        "  header: X-Signature",
+        "  encoding: hex",
+        "  signed: \"{url}.{body}\"",
+    ];
+    let mut routes = route(&[
+        "name: twilio",
+        "path: /hooks/twilio",
+        "provider: twilio",
+        "secrets: [ { env: ROUTE_SECRET } ]",
+        "public_url: \"https://hooks.example.com/hooks/twilio\"",
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    for (name, public_url) in [
+        ("origin", "https://hooks.example.com"),
+        ("full", "https://example.com/senders/full"),
+    ] {
+        let mut lines = vec![
+            format!("name: {name}"),
+            format!("path_prefix: /hooks/{name}/"),
+        ];
+        lines.extend(url_rule.iter().map(|line| line.to_string()));
+        lines.push("secrets: [ { env: ROUTE_SECRET } ]".to_string());
+        lines.push(format!("public_url: \"{public_url}\""));
+        lines.push(format!("upstream: \"{}\"", upstream.url()));
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        routes.push_str(&route(&lines));
+    }
+    let env = [("ROUTE_SECRET", "route-url-secret")];
+    let gateway = Gateway::start_env(&routes, &env);
+    let config = gateway.config_path.display().to_string();
+
+    for (name, path) in [
+        ("twilio", "/hooks/twilio?n=1"),
+        ("origin", "/hooks/origin/a?n=2"),
+        ("full", "/hooks/full/b?n=3"),
+    ] {
+        let to = gateway.url(path);
+        let sent = hookgate(
+            &[
+                "send",
+                "-c",
+                &config,
+                "--route",
+                name,
+                "--content-type",
+                "application/x-www-form-urlencoded",
+                "--data",
+                &format!("route={name}"),
+                "--to",
+                &to,
+            ],
+            &env,
+        );
+
+        let stdout = String::from_utf8_lossy(&sent.stdout);
+        assert!(stdout.starts_with("HTTP 200"), "{name}: {stdout}");
+    }
+    assert_eq!(upstream.requests().len(), 3);
+}
+
+#[test]
+fn secret_file_with_crlf_signs_like_route() {
+    let upstream = Upstream::ok();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = write(dir.path(), "github.secret", b"crlf-secret\r\n");
+    let routes = route(&[
+        "name: github",
+        "path: /hooks/github",
+        "provider: github",
+        &format!("secrets: [ {{ file: \"{secret_file}\" }} ]"),
+        &format!("upstream: \"{}\"", upstream.url()),
+    ]);
+    let gateway = Gateway::start(&routes);
+    let to = gateway.url("/hooks/github");
+
+    let sent = hookgate(
+        &[
+            "send",
+            "--provider",
+            "github",
+            "--secret-file",
+            &secret_file,
+            "--to",
+            &to,
+        ],
+        &[],
+    );
+
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(stdout.starts_with("HTTP 200"), "{stdout}");
+    assert_eq!(upstream.requests().len(), 1);
 }
 
 #[test]
@@ -666,12 +873,15 @@ fn signature_rules_verify_through_gateway() {
     }
     let gateway = Gateway::start(&routes);
     let config = gateway.config_path.display().to_string();
+    let base_url = format!("http://{}", gateway.addr);
 
     let mut forwarded = 0;
     for ((algorithm, _), private_file) in algorithms.iter().zip(&private_files) {
         let args = [
             "-c",
             &config,
+            "--gateway",
+            &base_url,
             "--route",
             algorithm,
             "--private-key-file",

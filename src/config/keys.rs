@@ -9,6 +9,7 @@ use super::secret;
 use crate::provider::{Key, KeyError, Scheme};
 
 /// Keys of one route, in config order: `secrets:` first, then `public_keys:`.
+#[derive(Default)]
 pub(super) struct RouteKeys {
     pub(super) keys: Vec<Key>,
     /// Each key's `name:`, or its list and position such as `0` or `public_keys[1]`.

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use delivery::{AsyncDelivery, DeliveryMode, QueueBackend, QueueSettings};
 pub use error::{ConfigError, ConfigErrors};
-pub use secret::Secret;
+pub use secret::{strip_trailing_newline, Secret};
 
 use crate::provider::{Key, PublicUrl, Scheme};
 pub use crate::store::Limit;
@@ -209,8 +209,22 @@ pub struct Upstream {
     pub verify: bool,
 }
 
+/// Whether loading a config reads the secrets and public keys its routes name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLoading {
+    Read,
+    /// Leave every route's `keys` empty and check none of its key entries, for commands
+    /// that neither verify nor sign, such as `hookgate queue`.
+    Skip,
+}
+
 /// Reads and validates the config at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, KeyLoading::Read)
+}
+
+/// Reads and validates the config at `path`, reading the routes' keys or not.
+pub fn load_with(path: &Path, keys: KeyLoading) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
@@ -219,10 +233,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message: format!("cannot read config file: {e}"),
         }])
     })?;
-    parse(path, &text)
+    resolve::resolve(path, &text, keys)
 }
 
 /// Validates config `text` as if it were read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-    resolve::resolve(path, text)
+    resolve::resolve(path, text, KeyLoading::Read)
 }

@@ -14,7 +14,9 @@ use super::guards;
 use super::locate::{Location, Locator};
 use super::raw::{RawAdmin, RawGuards, RawHmac, RawListener, RawRoute, RawServer, RawStore};
 use super::tls;
-use super::{keys, signature, units, Config, Listener, PathMatch, Route, Server, Upstream};
+use super::{
+    keys, signature, units, Config, KeyLoading, Listener, PathMatch, Route, Server, Upstream,
+};
 use crate::provider::{Algorithm, Encoding, HmacRule, PublicUrl, Scheme};
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -35,7 +37,7 @@ const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_THREADS: usize = 2;
 const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 << 20;
 
-pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub fn resolve(file: &Path, text: &str, key_loading: KeyLoading) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
     let mut problems = Problems::new(file, &locator);
 
@@ -107,6 +109,7 @@ pub fn resolve(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
         base,
         &defaults,
         queue.as_ref(),
+        key_loading,
         &mut problems,
     );
 
@@ -213,6 +216,7 @@ fn resolve_routes(
     base: &Path,
     defaults: &RawGuards,
     queue: Option<&delivery::QueueSettings>,
+    key_loading: KeyLoading,
     problems: &mut Problems,
 ) -> Vec<Route> {
     let items = match value {
@@ -265,7 +269,7 @@ fn resolve_routes(
         let guards = raw.take_guards().or(defaults);
         let (mode, settings) = (raw.delivery.take(), raw.async_delivery.take());
         let delivery = delivery::resolve_mode(mode.as_deref(), settings, queue, &at, problems);
-        let Some(mut route) = resolve_route(raw, guards, &at, base, problems) else {
+        let Some(mut route) = resolve_route(raw, guards, &at, base, key_loading, problems) else {
             continue;
         };
         route.delivery = delivery;
@@ -279,6 +283,7 @@ fn resolve_route(
     guards: RawGuards,
     at: &str,
     base: &Path,
+    key_loading: KeyLoading,
     problems: &mut Problems,
 ) -> Option<Route> {
     let before = problems.len();
@@ -293,14 +298,17 @@ fn resolve_route(
         None => route_scheme(raw.provider.as_deref(), raw.hmac, at, problems),
     };
 
-    let route_keys = keys::resolve(
-        &raw.secrets,
-        &raw.public_keys,
-        scheme.as_ref(),
-        at,
-        base,
-        problems,
-    );
+    let route_keys = match key_loading {
+        KeyLoading::Read => keys::resolve(
+            &raw.secrets,
+            &raw.public_keys,
+            scheme.as_ref(),
+            at,
+            base,
+            problems,
+        ),
+        KeyLoading::Skip => keys::RouteKeys::default(),
+    };
 
     let tolerance = duration(
         raw.tolerance.as_deref(),
@@ -537,7 +545,13 @@ fn route_scheme(
         }
         (Some(name), None) => {
             let scheme = Scheme::preset(name);
-            if scheme.is_none() {
+            let lower = name.to_ascii_lowercase();
+            if scheme.is_none() && Scheme::preset(&lower).is_some() {
+                problems.add(
+                    format!("{at}.provider"),
+                    format!("unknown provider {name:?}; provider names are lower case: {lower}"),
+                );
+            } else if scheme.is_none() {
                 problems.add(
                     format!("{at}.provider"),
                     format!(

@@ -55,7 +55,11 @@ pub fn load(raw: &RawSecret, base: &Path) -> Result<Secret, String> {
         },
         (None, Some(path)) => {
             let mut bytes = std::fs::read(base.join(path)).map_err(|e| {
-                format!("cannot read secret file {}: {e}", base.join(path).display())
+                format!(
+                    "cannot read secret file {}: {e}; \
+                     check the path and that hookgate may read the file",
+                    base.join(path).display()
+                )
             })?;
             strip_trailing_newline(&mut bytes);
             bytes
@@ -70,7 +74,8 @@ pub fn load(raw: &RawSecret, base: &Path) -> Result<Secret, String> {
     Ok(Secret(bytes))
 }
 
-fn strip_trailing_newline(bytes: &mut Vec<u8>) {
+/// Removes one trailing `\n` or `\r\n`, as an editor or `echo` leaves it after a secret.
+pub fn strip_trailing_newline(bytes: &mut Vec<u8>) {
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
         if bytes.last() == Some(&b'\r') {

@@ -198,7 +198,8 @@ fn detail(entry: &Entry, dead: bool) -> Value {
 pub fn execute(config: &Config, operation: Operation) -> anyhow::Result<Value> {
     let Some(settings) = &config.queue else {
         anyhow::bail!(
-            "{} has no `queue:` block, so there is no queue to inspect",
+            "{} has no `queue:` block, so there is no queue to inspect; pass the config of \
+             the gateway with `delivery: async` routes with -c, or see docs/async.md to set one up",
             config.file.display()
         );
     };
@@ -316,8 +317,8 @@ fn summary_line(entry: &Value) -> String {
 }
 
 fn print_detail(entry: &Value) {
+    // The caller reports a missing entry on stderr.
     if entry.is_null() {
-        println!("no such entry");
         return;
     }
     println!("{}", summary_line(entry));

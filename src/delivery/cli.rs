@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use serde_json::Value;
+
 use super::admin::{self, Operation};
 use super::Selection;
 use crate::cli::{QueueArgs, QueueCommand};
@@ -11,7 +13,8 @@ use crate::config;
 /// Runs one `hookgate queue` subcommand and returns the process exit code.
 pub fn run(args: QueueArgs) -> ExitCode {
     let path = &args.config.config;
-    let config = match config::load(path) {
+    // The queue needs no keys, and an operator's shell often lacks the service's secrets.
+    let config = match config::load_with(path, config::KeyLoading::Skip) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -33,11 +36,12 @@ pub fn run(args: QueueArgs) -> ExitCode {
         }
         Ok(result) => {
             admin::print(&operation, &result);
-            let missing = matches!(operation, Operation::Show { .. }) && result["entry"].is_null();
-            if missing {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+            match entry_not_found(&operation, &result) {
+                Some(message) => {
+                    eprintln!("hookgate: {message}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::SUCCESS,
             }
         }
         Err(error) => {
@@ -45,6 +49,33 @@ pub fn run(args: QueueArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Returns the error for a `show`, `retry` or `purge` of one entry that found no such entry,
+/// naming the queue it looked in and the command that lists that queue.
+fn entry_not_found(operation: &Operation, result: &Value) -> Option<String> {
+    let (selection, dead, found) = match operation {
+        Operation::Show { selection, dead } => (selection, *dead, !result["entry"].is_null()),
+        Operation::Retry { selection } => (selection, true, result["count"].as_u64() != Some(0)),
+        Operation::Purge { selection, dead } => {
+            (selection, *dead, result["count"].as_u64() != Some(0))
+        }
+        Operation::List { .. } => return None,
+    };
+    let (Some(route), Some(id)) = (&selection.route, &selection.id) else {
+        return None;
+    };
+    if found {
+        return None;
+    }
+    let (queue, list) = if dead {
+        ("dead-letter", "hookgate queue list --dead")
+    } else {
+        ("pending", "hookgate queue list")
+    };
+    Some(format!(
+        "no entry {route}/{id} in the {queue} queue; `{list}` lists its entries"
+    ))
 }
 
 /// Builds the operation of a subcommand; the flag tells whether to print JSON.

@@ -352,6 +352,13 @@ mod tests {
     }
 
     #[test]
+    fn whsec_rejects_whpk_public_key() {
+        let result = Key::from_whsec(b"whpk_AAEC");
+
+        assert_eq!(result.map(|_| ()), Err(KeyError::WhpkInSecrets));
+    }
+
+    #[test]
     fn empty_secret_rejected() {
         assert_eq!(Key::from_raw(b"").map(|_| ()), Err(KeyError::Empty));
         assert_eq!(Key::from_whsec(b"whsec_").map(|_| ()), Err(KeyError::Empty));
