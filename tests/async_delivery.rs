@@ -336,6 +336,12 @@ fn server_errors_are_retried_until_delivered() {
     let retries = "hookgate_delivery_attempts_total{result=\"retry\",route=\"github\"}";
     assert_eq!(gateway.metric(retries), 2.0);
     assert_eq!(gateway.metric(DEAD), 0.0);
+    let logs = gateway.logs();
+    let warnings = logs
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("delivery attempt failed"))
+        .count();
+    assert_eq!(warnings, 1, "one warning for two failed attempts: {logs}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! `delivery: async` route, follows config reloads, and refreshes the queue gauges.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,7 @@ impl BackgroundService for DeliveryService {
                         targets: targets.clone(),
                         shutdown: shutdown.clone(),
                         alive: flag,
+                        retry_warned_ms: AtomicU64::new(0),
                     };
                     tokio::spawn(worker.run());
                 }

@@ -2,7 +2,7 @@
 //! upstream, and retries with backoff until a 2xx, a permanent failure, or the route's
 //! `max_attempts` or `max_age` ends it in the dead-letter store.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,9 @@ const QUEUE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 const TOUCH_INTERVAL: Duration = Duration::from_secs(10);
 /// Minimum time between two logs of a failing queue by one worker.
 const QUEUE_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Minimum time between two warnings about failed attempts by one worker. Failures in
+/// between are logged at debug level, so an upstream outage does not flood the log.
+const RETRY_WARNING_INTERVAL: Duration = Duration::from_secs(30);
 /// Idle time after which a pooled upstream connection is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -50,6 +53,8 @@ pub struct Worker {
     pub targets: watch::Receiver<Targets>,
     pub shutdown: watch::Receiver<bool>,
     pub alive: Arc<AtomicBool>,
+    /// Time of the last warning about a failed attempt, in Unix milliseconds.
+    pub retry_warned_ms: AtomicU64,
 }
 
 impl Worker {
@@ -155,14 +160,25 @@ impl Worker {
                 );
                 return self.bury(entry).await;
             }
-            tracing::warn!(
-                route = %route,
-                id = %entry.id,
-                attempt = entry.attempts,
-                error = %entry.last_error,
-                retry_in_ms = millis(wait),
-                "delivery attempt failed; retrying"
-            );
+            if self.should_warn_retry() {
+                tracing::warn!(
+                    route = %route,
+                    id = %entry.id,
+                    attempt = entry.attempts,
+                    error = %entry.last_error,
+                    retry_in_ms = millis(wait),
+                    "delivery attempt failed; retrying (further failures of this worker are logged at debug level for 30 s)"
+                );
+            } else {
+                tracing::debug!(
+                    route = %route,
+                    id = %entry.id,
+                    attempt = entry.attempts,
+                    error = %entry.last_error,
+                    retry_in_ms = millis(wait),
+                    "delivery attempt failed; retrying"
+                );
+            }
             if let Err(error) = self.queue.record_failure(&entry).await {
                 tracing::error!(route = %route, id = %entry.id, error = %error, "cannot record a failed delivery attempt");
             }
@@ -186,6 +202,18 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Returns whether a failed attempt gets a warning, at most one per
+    /// [`RETRY_WARNING_INTERVAL`].
+    fn should_warn_retry(&self) -> bool {
+        let now = now_ms();
+        let last = self.retry_warned_ms.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < millis(RETRY_WARNING_INTERVAL) {
+            return false;
+        }
+        self.retry_warned_ms.store(now, Ordering::Relaxed);
+        true
     }
 
     async fn settle(&self, entry: Entry, status: u16) {
