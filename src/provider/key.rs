@@ -63,6 +63,11 @@ pub enum KeyError {
          check the algorithm and copy the key exactly as the provider shows it"
     )]
     InvalidPublicKey,
+    #[error(
+        "RSA public key is shorter than 2048 bits, which is too weak to trust; \
+         ask the sender for a key of 2048 bits or more"
+    )]
+    RsaKeyTooSmall,
     #[error("this is a whpk_ public key; move the entry from `secrets:` to `public_keys:`")]
     WhpkInSecrets,
     #[error(

@@ -17,6 +17,7 @@ use http::HeaderName;
 use p256::ecdsa::signature::DigestVerifier;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256};
 
 use super::headers::{self, Role};
@@ -25,6 +26,10 @@ use super::key_text::{self, KeyText};
 use super::sign::Message;
 use super::template::{self, Part};
 use super::{timestamp, Failure, Key, KeyError, PrivateKey, Request, Verified};
+
+/// Smallest RSA modulus accepted, in bits, the minimum that NIST SP 800-131A allows for
+/// signature verification.
+const MIN_RSA_BITS: usize = 2048;
 
 /// Maximum signature text length in characters: hex of a 4096-bit RSA signature, the largest
 /// key the `rsa` crate loads, with room for a prefix. Longer text is malformed before it is
@@ -184,7 +189,13 @@ impl SignatureRule {
             KeyAlgorithm::Ed25519 => parse_ed25519(&text).map(Key::from_ed25519),
             KeyAlgorithm::EcdsaP256Sha256 => parse_p256(&text).map(Key::from_p256),
             KeyAlgorithm::RsaPkcs1v15Sha256 | KeyAlgorithm::RsaPssSha256 => {
-                parse_rsa(&text).map(Key::from_rsa)
+                let Some(key) = parse_rsa(&text) else {
+                    return Err(KeyError::InvalidPublicKey);
+                };
+                if key.size() * 8 < MIN_RSA_BITS {
+                    return Err(KeyError::RsaKeyTooSmall);
+                }
+                Some(Key::from_rsa(key))
             }
         };
         key.ok_or(KeyError::InvalidPublicKey)

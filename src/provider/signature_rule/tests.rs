@@ -285,3 +285,32 @@ fn malformed_signatures_fail_as_malformed() {
         );
     }
 }
+
+#[test]
+fn rsa_key_under_2048_bits_rejected() {
+    let small = match rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024) {
+        Ok(key) => key,
+        Err(error) => panic!("RSA key generation failed: {error}"),
+    };
+    let pem = small
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap_or_default();
+    let rule = match SignatureRule::new(
+        KeyAlgorithm::RsaPssSha256,
+        "X-Signature",
+        None,
+        SignatureEncoding::Base64,
+        "{body}",
+        None,
+        None,
+    ) {
+        Ok(rule) => rule,
+        Err(error) => panic!("rule rejected: {error}"),
+    };
+
+    assert_eq!(
+        rule.parse_key(pem.as_bytes()).map(|_| ()),
+        Err(KeyError::RsaKeyTooSmall)
+    );
+}
