@@ -27,8 +27,7 @@ use super::sign::Message;
 use super::template::{self, Part};
 use super::{timestamp, Failure, Key, KeyError, PrivateKey, Request, Verified};
 
-/// Smallest RSA modulus accepted, in bits, the minimum that NIST SP 800-131A allows for
-/// signature verification.
+/// Smallest RSA modulus accepted, in bits. Shorter keys are too weak to trust.
 const MIN_RSA_BITS: usize = 2048;
 
 /// Maximum signature text length in characters: hex of a 4096-bit RSA signature, the largest
