@@ -531,7 +531,11 @@ impl Scheme {
             }
             Scheme::Shopify => shopify::verify(request, keys),
             Scheme::Twilio => twilio::verify(request, keys),
-            Scheme::Square => declared::verify(&declared::SQUARE, request, keys, now, tolerance),
+            Scheme::Square => {
+                let verified = declared::verify(&declared::SQUARE, request, keys, now, tolerance)?;
+                json_or_empty(request.body)?;
+                Ok(verified)
+            }
             Scheme::Zendesk => declared::verify(&declared::ZENDESK, request, keys, now, tolerance),
             Scheme::Pagerduty => {
                 declared::verify(&declared::PAGERDUTY, request, keys, now, tolerance)
@@ -555,7 +559,11 @@ impl Scheme {
                     }
                 })
             }
-            Scheme::Hubspot => declared::verify(&declared::HUBSPOT, request, keys, now, tolerance),
+            Scheme::Hubspot => {
+                let verified = declared::verify(&declared::HUBSPOT, request, keys, now, tolerance)?;
+                json_or_empty(request.body)?;
+                Ok(verified)
+            }
             Scheme::Calendly => stripe::verify(request, keys, now, tolerance, &stripe::CALENDLY),
             Scheme::Woocommerce => {
                 declared::verify(&declared::WOOCOMMERCE, request, keys, now, tolerance)
@@ -580,6 +588,18 @@ impl Scheme {
             Scheme::Hmac(rule) => rule.verify(request, keys, now, tolerance),
             Scheme::Signature(rule) => rule.verify(request, keys, now, tolerance),
         }
+    }
+}
+
+/// Checks that a body is empty or one JSON document. HubSpot and Square sign the URL and the
+/// body with nothing between them, so characters could move from the end of a signed query
+/// to the front of the body, or back, and keep the signature valid. Both send JSON bodies,
+/// and such a move leaves a body that is not JSON.
+fn json_or_empty(body: &[u8]) -> Result<(), Failure> {
+    if body.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        Ok(())
+    } else {
+        Err(Failure::SignatureInvalid)
     }
 }
 

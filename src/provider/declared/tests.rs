@@ -264,6 +264,31 @@ fn hubspot_rejects_zero_moved_into_timestamp() -> Result<(), KeyError> {
     Ok(())
 }
 
+/// The last character of a signed URL moved to the front of the body leaves the signed bytes
+/// unchanged, so a body that is not JSON is rejected.
+#[test]
+fn url_and_body_splice_rejected() -> Result<(), KeyError> {
+    let millis = b"1700000000123";
+    let hubspot = base64_mac(&[b"POST", URL, b"7", BODY, millis]);
+    let hubspot_pairs: [(&str, &[u8]); 2] = [
+        ("X-HubSpot-Signature-v3", hubspot.as_bytes()),
+        ("X-HubSpot-Request-Timestamp", millis),
+    ];
+    let square = base64_mac(&[URL, b"7", BODY]);
+    let square_pairs: [(&str, &[u8]); 1] = [("x-square-hmacsha256-signature", square.as_bytes())];
+    let spliced = [b"7".as_slice(), BODY].concat();
+
+    assert_eq!(
+        verify(&Scheme::Hubspot, &hubspot_pairs, &spliced, T)?,
+        Err(Failure::SignatureInvalid)
+    );
+    assert_eq!(
+        verify(&Scheme::Square, &square_pairs, &spliced, T)?,
+        Err(Failure::SignatureInvalid)
+    );
+    Ok(())
+}
+
 #[test]
 fn woocommerce_signs_body_in_base64() -> Result<(), KeyError> {
     let signature = base64_mac(&[BODY]);
