@@ -276,6 +276,11 @@ fn repeat_of_queued_webhook_is_stored_once() {
         repeat.header("x-hookgate-duplicate").as_deref(),
         Some("true")
     );
+    assert!(
+        repeat.body_text().contains("already accepted"),
+        "{}",
+        repeat.body_text()
+    );
 
     let upstream = Scripted::start(port, Vec::new());
     assert_eq!(gateway.wait_for_metric(DELIVERED, 1.0, DELIVERY_WAIT), 1.0);

@@ -259,7 +259,10 @@ impl Rules {
             .await;
         let key = match claim {
             Ok(Delivery::Forward(key)) => key,
-            Ok(Delivery::Duplicate) => return answer_duplicate(session, name, log).await,
+            Ok(Delivery::Duplicate) => {
+                let queued = matches!(route.delivery, DeliveryMode::Async(_));
+                return answer_duplicate(session, name, queued, log).await;
+            }
             Err(refusal) => return self.refuse(session, name, refusal, log).await,
         };
         if let DeliveryMode::Async(settings) = &route.delivery {
@@ -503,11 +506,12 @@ impl Rules {
     }
 }
 
-/// Responds 200 to a repeat of a delivered webhook and does not forward it, so that the
-/// sender stops retrying.
+/// Responds 200 to a repeat of a delivered (or, on an async route, queued) webhook and does
+/// not forward or store it again, so that the sender stops retrying.
 async fn answer_duplicate(
     session: &mut Session,
     route: &str,
+    queued: bool,
     log: &mut RequestLog,
 ) -> std::result::Result<(), Box<Error>> {
     METRICS
@@ -520,7 +524,11 @@ async fn answer_duplicate(
     );
     log.status = Some(200);
     log.reason = Some("duplicate");
-    let body = "{\"duplicate\":true,\"message\":\"already delivered; not forwarded again\"}\n";
+    let body = if queued {
+        "{\"duplicate\":true,\"message\":\"already accepted; not stored again\"}\n"
+    } else {
+        "{\"duplicate\":true,\"message\":\"already delivered; not forwarded again\"}\n"
+    };
     let extra = [("x-hookgate-duplicate", "true".to_string())];
     reject::write_json(session, 200, body.to_string(), &extra).await;
     Ok(())
