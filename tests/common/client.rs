@@ -2,7 +2,7 @@
 //! parsing shared with the recording upstream.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Maximum time a test waits for one response.
@@ -55,6 +55,26 @@ pub struct Connection {
 impl Connection {
     pub fn open(addr: SocketAddr) -> Connection {
         let stream = TcpStream::connect(addr).expect("connect to gateway");
+        stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .expect("set read timeout");
+        Connection {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Opens a connection from `source`, such as 127.0.0.2, so that the gateway records a client address
+    /// other than 127.0.0.1. Linux routes all of 127.0.0.0/8 to the loopback interface.
+    pub fn open_from(source: IpAddr, addr: SocketAddr) -> Connection {
+        let domain = socket2::Domain::for_address(addr);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)
+            .expect("create client socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .expect("bind client socket to its source address");
+        socket.connect(&addr.into()).expect("connect to gateway");
+        let stream = TcpStream::from(socket);
         stream
             .set_read_timeout(Some(RESPONSE_TIMEOUT))
             .expect("set read timeout");
