@@ -16,6 +16,7 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod demo;
 pub mod guard;
 pub mod metrics;

@@ -20,6 +20,7 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::connection::{ConnectionCap, HeadDeadline};
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
@@ -65,9 +66,12 @@ pub fn run(
     tracing::info!(store = store.kind(), "guard state store");
     let admin_store = Arc::clone(&store);
     let reload_store = Arc::clone(&store);
+    let (header_timeout, max_connections) =
+        (config.server.header_timeout, config.server.max_connections);
     let (gateway, swapper) = Gateway::new(config, store, clock);
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let proxy = ConnectionCap::new(HeadDeadline::new(proxy, header_timeout), max_connections);
+    let mut proxy = Service::new("hookgate".to_string(), proxy);
     let mut bound = Vec::new();
     let mut cert_stores = Vec::new();
     for listener in listeners.clone() {

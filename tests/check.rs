@@ -243,3 +243,19 @@ fn rejects_credentials_in_upstream_url() {
         "the password was printed: {stderr}"
     );
 }
+
+#[test]
+fn rejects_zero_connection_limits() {
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nserver:\n  header_timeout: 0s\n  max_connections: 0\nroutes:\n{VALID_ROUTE}"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    let expected = [
+        "FILE:4:3: server.header_timeout: header_timeout must be longer than 0s; the default is 10s",
+        "FILE:5:3: server.max_connections: max_connections must be at least 1; the default is 10000",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+}

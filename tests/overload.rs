@@ -24,7 +24,7 @@ const FLOOD_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const FAILED_VERIFY_BURST: usize = 20;
 /// Threads sending the flood at once.
 const FLOOD_THREADS: usize = 4;
-/// Most requests one flood thread sends, so the flood ends even if the test stalls.
+/// Maximum requests one flood thread sends, so the flood ends even if the test stalls.
 const MAX_FLOOD_PER_THREAD: usize = 2_000;
 /// Valid requests sent while the flood runs.
 const VALID_REQUESTS: usize = 40;
@@ -192,4 +192,169 @@ fn flood_from_one_address_spares_others() {
         forwarded, valid_bodies,
         "upstream got exactly the valid requests"
     );
+}
+
+// --- Slow clients ---------------------------------------------------------------------------
+
+/// Connections that send their request slowly in each slow-client test.
+const SLOW_CLIENTS: usize = 300;
+/// Interval between the bytes a slow client sends.
+const TRICKLE_INTERVAL: Duration = Duration::from_millis(200);
+/// Maximum time a test waits for the gateway to close the slow connections after their
+/// deadline.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Sends one byte of `bytes` (cycling) on every connection not yet closed, every
+/// [`TRICKLE_INTERVAL`], until the gateway has closed them all or `wait` passes. Returns how
+/// many stayed open.
+fn trickle_until_closed(connections: &mut Vec<Connection>, bytes: &[u8], wait: Duration) -> usize {
+    let deadline = Instant::now() + wait;
+    let mut sent = 0;
+    while !connections.is_empty() && Instant::now() < deadline {
+        let byte = [bytes[sent % bytes.len()]];
+        sent += 1;
+        // A write may succeed after the gateway closed, so a read decides.
+        connections.retain_mut(|connection| {
+            let _ = connection.try_write(&byte);
+            !connection.closed_within(Duration::from_millis(1))
+        });
+        std::thread::sleep(TRICKLE_INTERVAL);
+    }
+    connections.len()
+}
+
+/// Polls `series` until it equals `value` or 10 s pass, and returns whether it did.
+fn metric_reaches(gateway: &Gateway, series: &str, value: f64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if gateway.metric(series) == value {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn slow_headers_closed_after_header_timeout() {
+    let upstream = Upstream::ok();
+    let header_timeout = Duration::from_secs(3);
+    let server = "  header_timeout: 3s\n  max_connections: 1000\n";
+    let gateway = Gateway::start_server_env(server, &github_route(&upstream.url(), &[]), ENV);
+
+    // Each slow client sends a valid start of a head, then one more header byte at a time,
+    // so every read arrives well within Pingora's own 60 s wait for each read.
+    let start_of_head = b"POST /hooks/gh HTTP/1.1\r\nHost: gateway.test\r\n";
+    let opened = Instant::now();
+    let mut slow: Vec<Connection> = (0..SLOW_CLIENTS)
+        .map(|_| {
+            let mut connection = Connection::open(gateway.addr);
+            connection.write(start_of_head);
+            connection
+        })
+        .collect();
+
+    let response = client::send(gateway.addr, &github_request("beside-slow", SECRET));
+    let open_after = gateway.metric("hookgate_connections_open");
+
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert!(
+        open_after >= SLOW_CLIENTS as f64,
+        "only {open_after} connections open after the valid request, so the slow ones did not overlap it"
+    );
+    let still_open = trickle_until_closed(&mut slow, b"X-Slow: 1\r\n", CLOSE_WAIT);
+    assert_eq!(
+        still_open, 0,
+        "slow-header connections still open {CLOSE_WAIT:?} after the header timeout"
+    );
+    assert!(
+        opened.elapsed() >= header_timeout,
+        "slow connections closed before the header timeout"
+    );
+    assert_eq!(
+        gateway.metric(r#"hookgate_connections_dropped_total{reason="header_timeout"}"#),
+        SLOW_CLIENTS as f64
+    );
+    assert!(metric_reaches(&gateway, "hookgate_connections_open", 0.0));
+    assert_eq!(upstream.requests().len(), 1, "only the valid request");
+}
+
+#[test]
+fn connections_beyond_cap_closed_on_accept() {
+    let upstream = Upstream::ok();
+    let server = "  header_timeout: 60s\n  max_connections: 20\n";
+    let gateway = Gateway::start_server_env(server, &github_route(&upstream.url(), &[]), ENV);
+    let open = "hookgate_connections_open";
+    let dropped_on_accept = r#"hookgate_connections_dropped_total{reason="max_connections"}"#;
+
+    let mut idle: Vec<Connection> = (0..20).map(|_| Connection::open(gateway.addr)).collect();
+    assert!(metric_reaches(&gateway, open, 20.0), "20 idle connections");
+
+    let mut extra = Connection::open(gateway.addr);
+    assert!(
+        extra.closed_within(Duration::from_secs(10)),
+        "the 21st connection stayed open"
+    );
+    assert_eq!(gateway.metric(dropped_on_accept), 1.0);
+
+    idle.pop();
+    assert!(metric_reaches(&gateway, open, 19.0), "a slot was freed");
+    let response = client::send(gateway.addr, &github_request("after-cap", SECRET));
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(gateway.metric(dropped_on_accept), 1.0);
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[test]
+fn slow_bodies_time_out_while_others_served() {
+    let upstream = Upstream::ok();
+    let body_timeout = Duration::from_secs(2);
+    let gateway = Gateway::start_env(&github_route(&upstream.url(), &["body_timeout: 2s"]), ENV);
+
+    // A complete head promising 1000 body bytes, of which the client sends one at a time.
+    let mut slow: Vec<Connection> = (0..SLOW_CLIENTS)
+        .map(|n| {
+            let body = vec![b'x'; 1000];
+            let request = github_request_with_body(&format!("slow-body-{n}"), &body);
+            let mut connection = Connection::open(gateway.addr);
+            connection.write(common::head_of(&request));
+            connection
+        })
+        .collect();
+    let started = Instant::now();
+
+    let response = client::send(gateway.addr, &github_request("beside-slow-bodies", SECRET));
+    let in_flight = gateway.metric(r#"hookgate_requests_in_flight{route="gh"}"#);
+
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert!(
+        in_flight >= SLOW_CLIENTS as f64,
+        "only {in_flight} requests in flight after the valid one, so the slow bodies did not overlap it"
+    );
+
+    // Each slow client gets 408 and the connection closes, although bytes keep arriving.
+    let still_open = trickle_until_closed(&mut slow, b"x", CLOSE_WAIT);
+    assert_eq!(still_open, 0, "slow-body connections still open");
+    assert!(started.elapsed() >= body_timeout);
+    assert_eq!(
+        gateway.rejections("gh", "body_timeout"),
+        SLOW_CLIENTS as f64
+    );
+    assert_eq!(upstream.requests().len(), 1, "only the valid request");
+}
+
+/// Builds a GitHub request with delivery id `delivery` and `body`, signed with the secret.
+fn github_request_with_body(delivery: &str, body: &[u8]) -> Vec<u8> {
+    let signature = github_signature(SECRET, body);
+    client::request(
+        "POST",
+        "/hooks/gh",
+        &[
+            ("X-Hub-Signature-256", &signature),
+            ("X-GitHub-Delivery", delivery),
+        ],
+        body,
+    )
 }

@@ -136,6 +136,24 @@ impl Connection {
         matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
     }
 
+    /// Whether the peer closes the connection within `wait`: a read returns end of file or
+    /// an error other than a timeout. Bytes that arrive instead are kept for the next read.
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        self.set_read_timeout(wait);
+        let mut buffer = [0u8; 1024];
+        match self.stream.read(&mut buffer) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.pending.extend_from_slice(&buffer[..n]);
+                false
+            }
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+
     pub fn set_read_timeout(&self, timeout: Duration) {
         self.stream
             .set_read_timeout(Some(timeout))
