@@ -259,3 +259,18 @@ fn rejects_zero_connection_limits() {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
 }
+
+#[test]
+fn control_characters_in_keys_escaped() {
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\n\"a\\nFILE:1:1: forged\\r\\u001b[2J\": 1\nroutes:\n{VALID_ROUTE}"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one error and the summary:\n{stderr}");
+    assert!(
+        lines[0].starts_with("FILE:3:1: a\\nFILE:1:1: forged\\r\\u{1b}[2J: unknown key"),
+        "{stderr}"
+    );
+}
