@@ -274,3 +274,27 @@ fn control_characters_in_keys_escaped() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rejects_hmac_prefix_no_header_starts_with() {
+    for prefix in ["\"é=\"", "\" sha256=\""] {
+        let yaml = format!(
+            "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: crm
+    path: /hooks/crm
+    hmac:
+      algorithm: sha256
+      header: X-Sig
+      prefix: {prefix}
+      encoding: hex
+    secrets: [ {{ env: PATH }} ]
+    upstream: \"http://127.0.0.1:3000\"
+"
+        );
+        let (ok, stderr, _dir) = check_text(&yaml);
+        assert!(!ok, "prefix {prefix} was accepted");
+        let expected = format!(
+            "FILE:6:5: routes[0].hmac: invalid prefix {prefix}: a signature header cannot start with it"
+        );
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+}
