@@ -1,6 +1,6 @@
 //! Signature, timestamp and id headers with any values never verify: not without keys, and
 //! not with a key, because no value was made with it. The one exception is GitLab's shared
-//! token, which verifies exactly when a token header carries the secret itself.
+//! token, which verifies when a token header carries the secret itself.
 
 #![no_main]
 

@@ -12,9 +12,9 @@ use libfuzzer_sys::fuzz_target;
 /// certificate paths name no real file.
 const FILE: &str = "/nonexistent-hookgate-fuzz/gateway.yaml";
 
-/// Returns whether loading `text` stays on this machine and ends: every URL host is an IP
-/// literal, because the loader resolves upstream host names with the system resolver, and no
-/// string names a device or kernel file, because reading one may never end.
+/// Returns whether loading `text` stays on this machine and ends. Every URL host must be an
+/// IP literal, because the loader resolves upstream host names with the system resolver. No
+/// string may name a device or kernel file, because reading one may never end.
 fn stays_local(text: &str) -> bool {
     fn scalar_is_local(text: &str) -> bool {
         if ["/dev", "/proc", "/sys"].iter().any(|p| text.contains(p)) {

@@ -1,5 +1,5 @@
 //! A generic rule's `signed` template is either rejected or means exactly what a separate
-//! reading of the template says: a request whose signature is the HMAC of the bytes that
+//! reading of the template gives: a request whose signature is the HMAC of the bytes that
 //! reading builds verifies, and the same request with a changed body does not. A template
 //! without `{body}` is always rejected.
 
@@ -187,5 +187,8 @@ fuzz_target!(|input: Input| {
         None => changed.push(b'x'),
     }
     let result = scheme.verify(&request(&changed), keys, NOW, tolerance);
-    assert!(result.is_err(), "template {template:?}: changed body verified");
+    assert!(
+        result.is_err(),
+        "template {template:?}: changed body verified"
+    );
 });

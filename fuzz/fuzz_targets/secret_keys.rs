@@ -1,7 +1,7 @@
-//! Secret and public-key decoding: every scheme rejects an empty secret; Standard Webhooks
-//! and Svix accept exactly canonical padded base64 (after an optional `whsec_`) and sign with
-//! the decoded bytes; other HMAC schemes sign with the bytes unchanged; Discord accepts only
-//! 64 hex digits. A key's `Debug` output leaves the secret out.
+//! Secret and public-key decoding. Every scheme rejects an empty secret. Standard Webhooks
+//! and Svix accept exactly canonical padded base64 after an optional `whsec_`, and sign with
+//! the decoded bytes. Other HMAC schemes sign with the bytes unchanged, and Discord accepts
+//! only 64 hex digits. A key's `Debug` output leaves the secret out.
 
 #![no_main]
 
@@ -36,7 +36,7 @@ fn expected_mac_key(scheme: &Scheme, secret: &[u8]) -> Option<Vec<u8>> {
     (!bytes.is_empty()).then_some(bytes)
 }
 
-/// The signature header that GitHub, Standard Webhooks or Svix send for body `{}` with id
+/// Returns the signature header that GitHub, Standard Webhooks or Svix send for body `{}` with id
 /// `msg_1` at time 0, computed from the MAC key without hookgate.
 fn reference_signature(scheme: &str, mac_key: &[u8]) -> Option<(String, String)> {
     let pair = match scheme {
@@ -77,7 +77,8 @@ fuzz_target!(|secret: &[u8]| {
             "discord" => {
                 if derived.is_ok() {
                     let text = secret.trim_ascii();
-                    assert!(text.len() == 64 && text.iter().all(u8::is_ascii_hexdigit));
+                    assert_eq!(text.len(), 64, "discord key length");
+                    assert!(text.iter().all(u8::is_ascii_hexdigit), "discord key digits");
                 }
             }
             // SendGrid decodes a P-256 public key, and these other schemes are covered by the

@@ -55,9 +55,9 @@ pub const HEADER_NAMES: &[&str] = &[
 ];
 
 /// Presets whose signature does not cover raw bytes the way [`sign`](hookgate::provider::sign)
-/// writes them: public keys (discord, sendgrid), a signature inside the body (mailgun), a
-/// shared token or nothing (gitlab, none), a signed field inside the body (linear), and
-/// signed form parameters (twilio).
+/// writes them. Discord and SendGrid use public keys, Mailgun puts its signature inside the
+/// body, GitLab and `none` check a shared token or nothing, Linear signs a field inside the
+/// body, and Twilio signs form parameters.
 pub const NOT_BYTE_SIGNED: &[&str] = &[
     "discord", "sendgrid", "mailgun", "gitlab", "none", "linear", "twilio",
 ];
@@ -96,7 +96,7 @@ pub fn generic_rules() -> Vec<Scheme> {
     rules.into_iter().flatten().map(Scheme::Hmac).collect()
 }
 
-/// Every preset, then [`generic_rules`].
+/// Returns every preset, then [`generic_rules`].
 pub fn all_schemes() -> Vec<Scheme> {
     let presets = Scheme::preset_names()
         .iter()
@@ -104,7 +104,7 @@ pub fn all_schemes() -> Vec<Scheme> {
     presets.chain(generic_rules()).collect()
 }
 
-/// The presets and rules that [`hookgate::provider::sign::sign`] signs over raw bytes.
+/// Returns the presets and rules that [`hookgate::provider::sign::sign`] signs over raw bytes.
 pub fn byte_signed_schemes() -> Vec<Scheme> {
     all_schemes()
         .into_iter()
