@@ -94,7 +94,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for HeadDeadline<A>
     }
 }
 
-/// Closes new connections at once while `max` connections are open.
+/// Closes new connections at once while `max` connections are open. Pingora calls
+/// `process_new` after the TLS handshake, so connections still in the handshake, which
+/// Pingora limits to 60 s, are not counted.
 pub struct ConnectionCap<A> {
     inner: Arc<A>,
     permits: Semaphore,
