@@ -4,9 +4,9 @@
 //! Pingora 0.9.1 has neither limit. Its HTTP/1 reader gives each read of a request head up
 //! to 60 s (`HttpSession::read_request` in pingora-core's `protocols/http/v1/server.rs`), so
 //! a client that sends one byte every 59 s keeps a connection open without end, and its
-//! listeners accept every connection. Both limits wrap the proxy through Pingora's public application
-//! traits: [`ConnectionCap`] around the whole connection (`ServerApp`) and [`HeadDeadline`]
-//! around each request (`HttpServerApp`).
+//! listeners accept every connection. Both limits wrap the proxy through Pingora's public
+//! application traits: [`ConnectionCap`] around the whole connection (`ServerApp`) and
+//! [`HeadDeadline`] around each request (`HttpServerApp`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,8 +28,7 @@ tokio::task_local! {
 
 /// Records that the current request's head has been read, which ends its [`HeadDeadline`].
 /// The proxy calls it from `ProxyHttp::new_ctx`, which Pingora runs right after parsing the
-/// head.
-/// Outside a [`HeadDeadline`] it does nothing.
+/// head. Outside a [`HeadDeadline`] it does nothing.
 pub fn head_received() {
     let _ = HEAD_RECEIVED.try_with(|received| received.store(true, Ordering::Release));
 }
