@@ -295,6 +295,9 @@ fn rejects_hmac_prefix_no_header_starts_with() {
         let expected = format!(
             "FILE:6:5: routes[0].hmac: invalid prefix {prefix}: a signature header cannot start with it"
         );
-        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
 }

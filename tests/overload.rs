@@ -282,6 +282,35 @@ fn slow_headers_closed_after_header_timeout() {
 }
 
 #[test]
+fn idle_keep_alive_closed_after_header_timeout() {
+    let upstream = Upstream::ok();
+    let header_timeout = Duration::from_secs(2);
+    let server = "  header_timeout: 2s\n";
+    let gateway = Gateway::start_server_env(server, &github_route(&upstream.url(), &[]), ENV);
+    let timeouts = r#"hookgate_connections_dropped_total{reason="header_timeout"}"#;
+
+    let mut connection = Connection::open(gateway.addr);
+    let first = connection.send(&github_request("keep-alive-first", SECRET));
+    let answered = Instant::now();
+
+    assert_eq!(first.status, 200, "{}", first.body_text());
+    assert_eq!(
+        first.header("connection").as_deref(),
+        Some("keep-alive"),
+        "the gateway keeps the connection open"
+    );
+    // The deadline for the next head runs from the end of the first response, so the idle
+    // connection is closed although the first request was served.
+    assert!(
+        connection.closed_within(CLOSE_WAIT),
+        "idle keep-alive connection still open"
+    );
+    assert!(answered.elapsed() >= header_timeout);
+    assert_eq!(gateway.metric(timeouts), 1.0);
+    assert_eq!(upstream.requests().len(), 1);
+}
+
+#[test]
 fn connections_beyond_cap_closed_on_accept() {
     let upstream = Upstream::ok();
     let server = "  header_timeout: 60s\n  max_connections: 20\n";
