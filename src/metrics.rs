@@ -47,6 +47,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub in_flight: IntGaugeVec,
+    pub connections_open: IntGauge,
+    pub connections_dropped: IntCounterVec,
     pub build_info: IntGaugeVec,
     pub queue_depth: IntGaugeVec,
     pub queue_dead_letters: IntGaugeVec,
@@ -164,6 +166,17 @@ impl Metrics {
                 &["route"]
             )
             .expect("register hookgate_requests_in_flight"),
+            connections_open: register_int_gauge!(
+                "hookgate_connections_open",
+                "Client connections open on the webhook listeners."
+            )
+            .expect("register hookgate_connections_open"),
+            connections_dropped: register_int_counter_vec!(
+                "hookgate_connections_dropped_total",
+                "Client connections closed by the gateway, by reason: max_connections (closed on accept while server.max_connections were open) or header_timeout (no request head within server.header_timeout).",
+                &["reason"]
+            )
+            .expect("register hookgate_connections_dropped_total"),
             build_info: register_int_gauge_vec!(
                 "hookgate_build_info",
                 "Always 1; the labels carry the hookgate version.",
@@ -223,6 +236,9 @@ impl Metrics {
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for reason in ["max_connections", "header_timeout"] {
+            metrics.connections_dropped.with_label_values(&[reason]);
+        }
         metrics
     }
 

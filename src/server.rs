@@ -21,6 +21,7 @@ use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 use crate::admin::Admin;
 use crate::clock::Clock;
 use crate::config::{Config, DeliveryMode};
+use crate::connection::{ConnectionCap, HeadDeadline};
 use crate::delivery::{DeliveryService, Queue};
 use crate::demo::EchoUpstream;
 use crate::proxy::Gateway;
@@ -87,9 +88,12 @@ pub fn run(
         .map(|queue| DeliveryService::new(Arc::clone(queue), &config.routes));
     let delivery = queue.zip(workers.as_ref().map(|(_, handle)| handle.clone()));
     let admin_queue = delivery.clone();
+    let (header_timeout, max_connections) =
+        (config.server.header_timeout, config.server.max_connections);
     let (gateway, swapper) = Gateway::new(config, store, clock, delivery);
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "hookgate");
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let proxy = ConnectionCap::new(HeadDeadline::new(proxy, header_timeout), max_connections);
+    let mut proxy = Service::new("hookgate".to_string(), proxy);
     let mut bound = Vec::new();
     let mut cert_stores = Vec::new();
     for listener in listeners.clone() {

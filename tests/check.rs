@@ -343,3 +343,61 @@ routes:
         "missing {expected:?} in:\n{stderr}"
     );
 }
+
+#[test]
+fn rejects_zero_connection_limits() {
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\nserver:\n  header_timeout: 0s\n  max_connections: 0\nroutes:\n{VALID_ROUTE}"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    let expected = [
+        "FILE:4:3: server.header_timeout: header_timeout must be longer than 0s; the default is 10s",
+        "FILE:5:3: server.max_connections: max_connections must be at least 1; the default is 10000",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn control_characters_in_keys_escaped() {
+    let yaml = format!(
+        "listeners:\n  - address: \"127.0.0.1:8080\"\n\"a\\nFILE:1:1: forged\\r\\u001b[2J\": 1\nroutes:\n{VALID_ROUTE}"
+    );
+    let (ok, stderr, _dir) = check_text(&yaml);
+    assert!(!ok);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one error and the summary:\n{stderr}");
+    assert!(
+        lines[0].starts_with("FILE:3:1: a\\nFILE:1:1: forged\\r\\u{1b}[2J: unknown key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn rejects_hmac_prefix_no_header_starts_with() {
+    for prefix in ["\"é=\"", "\" sha256=\""] {
+        let yaml = format!(
+            "listeners:\n  - address: \"127.0.0.1:8080\"\nroutes:\n  - name: crm
+    path: /hooks/crm
+    hmac:
+      algorithm: sha256
+      header: X-Sig
+      prefix: {prefix}
+      encoding: hex
+    secrets: [ {{ env: PATH }} ]
+    upstream: \"http://127.0.0.1:3000\"
+"
+        );
+        let (ok, stderr, _dir) = check_text(&yaml);
+        assert!(!ok, "prefix {prefix} was accepted");
+        let expected = format!(
+            "FILE:6:5: routes[0].hmac: invalid prefix {prefix}: a signature header cannot start with it"
+        );
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}

@@ -24,10 +24,24 @@ impl fmt::Display for ConfigError {
             self.location.column
         )?;
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write_escaped(f, &self.path)?;
+            f.write_str(": ")?;
         }
-        f.write_str(&self.message)
+        write_escaped(f, &self.message)
     }
+}
+
+/// Writes `text` with control characters escaped (`\n`, `\u{1b}`), so that a key or value
+/// quoted from the file cannot break an error across lines or forge another error line.
+fn write_escaped(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        if c.is_control() {
+            write!(f, "{}", c.escape_default())?;
+        } else {
+            f.write_fmt(format_args!("{c}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Every problem found in one config file, in file order.

@@ -88,6 +88,11 @@ pub struct Server {
     /// Bytes of request bodies held in memory at once; each request reserves its
     /// `Content-Length`, or its route's `max_body` when the length is not declared.
     pub max_buffered_bytes: usize,
+    /// Time to receive a request head, counted from the start of the connection (after any
+    /// TLS handshake) or from the end of the previous response on a keep-alive connection.
+    pub header_timeout: Duration,
+    /// Client connections open at once on the webhook listeners; more are closed on accept.
+    pub max_connections: usize,
 }
 
 /// One webhook endpoint: which requests it takes, how they are verified, where they go.

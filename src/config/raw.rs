@@ -81,6 +81,12 @@ pub struct RawServer {
     /// Bytes of request bodies held in memory at once, across all requests. Default: 256MiB.
     #[serde(default, deserialize_with = "text_or_number")]
     pub max_buffered_bytes: Option<String>,
+    /// Time to receive a request head, from the connection's start or the previous
+    /// response's end. Default: 10s.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub header_timeout: Option<String>,
+    /// Client connections open at once on the webhook listeners. Default: 10000.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -36,6 +36,10 @@ const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const DEFAULT_THREADS: usize = 2;
 const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 << 20;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Leaves room for upstream and store connections within the systemd unit's
+/// `LimitNOFILE=65536`.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 pub fn resolve(file: &Path, text: &str, key_loading: KeyLoading) -> Result<Config, ConfigErrors> {
     let locator = Locator::new(text);
@@ -188,6 +192,25 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
         DEFAULT_MAX_BUFFERED_BYTES,
         problems,
     );
+    let header_timeout = duration(
+        raw.header_timeout.as_deref(),
+        "server.header_timeout",
+        DEFAULT_HEADER_TIMEOUT,
+        problems,
+    );
+    if header_timeout.is_zero() {
+        problems.add(
+            "server.header_timeout",
+            "header_timeout must be longer than 0s; the default is 10s",
+        );
+    }
+    let max_connections = raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        problems.add(
+            "server.max_connections",
+            "max_connections must be at least 1; the default is 10000",
+        );
+    }
     let verified_header = raw.verified_header.as_deref().and_then(|name| {
         match http::HeaderName::from_bytes(name.as_bytes()) {
             Ok(header) => Some(header),
@@ -203,6 +226,8 @@ fn resolve_server(value: Option<&Value>, problems: &mut Problems) -> Server {
     Server {
         verified_header,
         max_buffered_bytes,
+        header_timeout,
+        max_connections,
         trusted_proxies,
         threads,
         grace_period,

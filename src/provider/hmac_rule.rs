@@ -30,7 +30,7 @@ impl HmacRule {
     /// `timestamp_header`, whose value is Unix seconds, and `{id}` needs `id_header`. A
     /// `timestamp_header` also needs `{timestamp}`, because an unsigned timestamp does not
     /// prevent replay. An `id_header` without `{id}` is accepted and never read. An empty
-    /// `prefix` means none.
+    /// `prefix` means none; any other must be text a header value can start with.
     pub fn new(
         algorithm: Algorithm,
         header: &str,
@@ -47,6 +47,9 @@ impl HmacRule {
         let id_header = id_header
             .map(|name| header_name(name, "id header"))
             .transpose()?;
+        if let Some(prefix) = prefix {
+            check_prefix(prefix)?;
+        }
         let template = template::parse(signed)?;
         check_template(&template, timestamp_header.as_ref(), id_header.as_ref())?;
 
@@ -176,6 +179,22 @@ pub(super) fn header_name(name: &str, setting: &str) -> Result<HeaderName, Strin
     HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         format!("invalid {setting} name {name:?}; use an HTTP header name such as x-signature")
     })
+}
+
+/// Rejects a prefix that no received header value can start with, so that the rule would
+/// reject every request. Signature headers are read as visible ASCII, space or tab, and HTTP
+/// parsers remove whitespace at the start of a value.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let readable = prefix
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    if !readable || prefix.starts_with([' ', '\t']) {
+        return Err(format!(
+            "invalid prefix {prefix:?}: a signature header cannot start with it; \
+             use visible ASCII characters such as \"sha256=\""
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects templates whose placeholders and configured headers do not fit together. The

@@ -84,7 +84,9 @@ impl Swapper {
 impl ProxyHttp for Gateway {
     type CTX = RequestLog;
 
+    /// Pingora calls this right after it has read a request head.
     fn new_ctx(&self) -> Self::CTX {
+        crate::connection::head_received();
         RequestLog::default()
     }
 

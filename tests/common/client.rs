@@ -2,7 +2,7 @@
 //! parsing shared with the recording upstream.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// Maximum time a test waits for one response.
@@ -64,6 +64,26 @@ impl Connection {
         }
     }
 
+    /// Opens a connection from `source`, such as 127.0.0.2, so that the gateway records a client address
+    /// other than 127.0.0.1. Linux routes all of 127.0.0.0/8 to the loopback interface.
+    pub fn open_from(source: IpAddr, addr: SocketAddr) -> Connection {
+        let domain = socket2::Domain::for_address(addr);
+        let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None)
+            .expect("create client socket");
+        socket
+            .bind(&SocketAddr::new(source, 0).into())
+            .expect("bind client socket to its source address");
+        socket.connect(&addr.into()).expect("connect to gateway");
+        let stream = TcpStream::from(socket);
+        stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .expect("set read timeout");
+        Connection {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
     pub fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write request bytes");
     }
@@ -114,6 +134,24 @@ impl Connection {
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    /// Whether the peer closes the connection within `wait`: a read returns end of file or
+    /// an error other than a timeout. Bytes that arrive instead are kept for the next read.
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        self.set_read_timeout(wait);
+        let mut buffer = [0u8; 1024];
+        match self.stream.read(&mut buffer) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.pending.extend_from_slice(&buffer[..n]);
+                false
+            }
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 
     pub fn set_read_timeout(&self, timeout: Duration) {
