@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Redis {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -32,32 +32,9 @@ impl Redis {
         let dir = tempfile::tempdir().expect("Redis dir");
         for _ in 0..5 {
             let port = closed_port();
-            let mut child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server (.ci/run installs it)");
-            let deadline = Instant::now() + WAIT;
-            while Instant::now() < deadline {
-                if pong(port) {
-                    return Redis {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_redis(port, &dir) {
+                return Redis { child, port, dir };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not start on any of 5 free ports");
     }
@@ -65,6 +42,52 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// Kills the server and starts an empty one on the same port, as a Redis without
+    /// persistence comes back after a crash.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} still accepts after Redis stopped",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = spawn_redis(self.port, &self.dir)
+            .unwrap_or_else(|| panic!("redis-server did not restart on port {}", self.port));
+    }
+}
+
+/// Starts `redis-server` on `port` and waits for its `PONG`; `None` when it exits first, as
+/// it does when the port is taken.
+fn spawn_redis(port: u16, dir: &tempfile::TempDir) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (.ci/run installs it)");
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if pong(port) {
+            return Some(child);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Redis {
@@ -200,6 +223,39 @@ fn broker_down_answers_503() {
 
     assert!(refused.header("retry-after").is_some());
     assert_eq!(upstream.requests().len(), 0, "nothing was delivered");
+}
+
+#[test]
+fn broker_restart_resumes_delivery() {
+    let mut redis = Redis::start();
+    let upstream = Upstream::ok();
+    let gateway = Gateway::start_config_env(&config(&redis.url(), "gw-a", &upstream.url()), ENV);
+    let before = client::send(gateway.addr, &webhook("before-0", &body_for("before-0")));
+    assert_eq!(before.status, 202, "{}", before.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+
+    redis.restart();
+    // The gateway's connections to the old server break on their next command, so the
+    // first request after the restart may still get 503.
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let response = client::send(gateway.addr, &webhook("after-0", &body_for("after-0")));
+        if response.status != 503 || Instant::now() >= deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(after.status, 202, "{}", after.body_text());
+
+    assert_eq!(
+        upstream.wait_for_requests(2, WAIT),
+        2,
+        "the webhook stored after the restart was not delivered; logs: {}",
+        gateway.logs()
+    );
+    let requests = upstream.requests();
+    assert_eq!(requests[1].header("x-github-delivery"), ["after-0"]);
+    common::assert_same_bytes(&requests[1].body, &body_for("after-0"));
 }
 
 #[test]

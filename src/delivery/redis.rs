@@ -86,6 +86,10 @@ impl RedisQueue {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, QueueError> {
+        self.manager().await.map_err(failed)
+    }
+
+    async fn manager(&self) -> redis::RedisResult<ConnectionManager> {
         let manager = self
             .shared
             .get_or_try_init(|| async {
@@ -95,8 +99,7 @@ impl RedisQueue {
                     .set_number_of_retries(1);
                 ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             })
-            .await
-            .map_err(failed)?;
+            .await?;
         Ok(manager.clone())
     }
 
@@ -139,12 +142,12 @@ impl RedisQueue {
         }
     }
 
-    async fn ensure_group(&self, route: &str) -> Result<(), QueueError> {
+    async fn ensure_group(&self, route: &str) -> redis::RedisResult<()> {
         let mut groups = self.groups.lock().await;
         if groups.iter().any(|known| known == route) {
             return Ok(());
         }
-        let mut connection = self.connection().await?;
+        let mut connection = self.manager().await?;
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.stream(route))
@@ -156,7 +159,7 @@ impl RedisQueue {
         match created {
             Ok(()) => {}
             Err(error) if error.code() == Some("BUSYGROUP") => {}
-            Err(error) => return Err(failed(error)),
+            Err(error) => return Err(error),
         }
         groups.push(route.to_string());
         Ok(())
@@ -165,9 +168,17 @@ impl RedisQueue {
     /// Takes an entry of `route`: first one that another consumer left idle for
     /// [`CLAIM_IDLE`], else a new one, blocking up to `wait`.
     pub async fn take(&self, route: &str, wait: Duration) -> Result<Option<Entry>, QueueError> {
+        let taken = self.read_one(route, wait).await;
+        if let Err(error) = &taken {
+            self.forget(route, error).await;
+        }
+        taken.map_err(failed)
+    }
+
+    async fn read_one(&self, route: &str, wait: Duration) -> redis::RedisResult<Option<Entry>> {
         self.ensure_group(route).await?;
         let stream = self.stream(route);
-        let mut connection = self.connection().await?;
+        let mut connection = self.manager().await?;
         let claimed: Value = redis::cmd("XAUTOCLAIM")
             .arg(&stream)
             .arg(GROUP)
@@ -177,8 +188,7 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(1)
             .query_async(&mut connection)
-            .await
-            .map_err(failed)?;
+            .await?;
         if let Some(entry) = entries(route, &claimed).into_iter().next() {
             return Ok(Some(entry));
         }
@@ -196,16 +206,24 @@ impl RedisQueue {
             .arg(&stream)
             .arg(">")
             .query_async(&mut reader)
-            .await
-            .map_err(failed)?;
+            .await?;
         Ok(entries(route, &read).into_iter().next())
+    }
+
+    /// Drops what `take` keeps of `route` after a failed read. A `MultiplexedConnection`
+    /// (redis 1.x) never reconnects, and a Redis that restarted without persistence has lost
+    /// the consumer group, so the next `take` opens a new reader and creates the group again.
+    async fn forget(&self, route: &str, error: &redis::RedisError) {
+        tracing::debug!(route, error = %error, "dropping the Redis reader and group of a route after a failed read");
+        self.readers.lock().await.remove(route);
+        self.groups.lock().await.retain(|known| known != route);
     }
 
     async fn reader(
         &self,
         route: &str,
         wait: Duration,
-    ) -> Result<MultiplexedConnection, QueueError> {
+    ) -> redis::RedisResult<MultiplexedConnection> {
         let mut readers = self.readers.lock().await;
         if let Some(connection) = readers.get(route) {
             return Ok(connection.clone());
@@ -216,8 +234,7 @@ impl RedisQueue {
         let connection = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(failed)?;
+            .await?;
         readers.insert(route.to_string(), connection.clone());
         Ok(connection)
     }
