@@ -754,6 +754,40 @@ routes:
 }
 
 #[test]
+fn check_rejects_report_mode_on_async_route() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("gateway.yaml");
+    let yaml = "listeners:
+  - address: \"127.0.0.1:8080\"
+queue:
+  dir: queue
+routes:
+  - name: a
+    path: /a
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    mode: report
+    delivery: async
+";
+    std::fs::write(&path, yaml).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run check");
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+
+    assert!(!output.status.success(), "check passed:\n{stderr}");
+    let expected = "FILE:11:5: routes[0].mode: mode: report forwards requests that fail verification, and `delivery: async` would store and acknowledge them";
+    assert!(
+        stderr.contains(expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
+}
+
+#[test]
 fn check_reports_queue_block_mistakes() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("gateway.yaml");
