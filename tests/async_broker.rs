@@ -302,6 +302,39 @@ fn broker_dead_letters_and_purges() {
     );
 }
 
+#[test]
+fn queue_command_reaches_removed_route() {
+    let redis = Redis::start();
+    let port = closed_port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let gateway = Gateway::start_config_env(&config(&redis.url(), "gw-a", &upstream), ENV);
+    for index in 0..3 {
+        let id = format!("orphan-{index}");
+        let response = client::send(gateway.addr, &webhook(&id, &body_for(&id)));
+        assert_eq!(response.status, 202, "{id}: {}", response.body_text());
+    }
+    drop(gateway);
+
+    // The route is renamed in the config, so its old stream belongs to no async route.
+    let dir = tempfile::tempdir().expect("config dir");
+    let renamed = dir.path().join("gateway.yaml");
+    let text = config(&redis.url(), "gw-a", &upstream).replace("name: github", "name: gh");
+    std::fs::write(&renamed, text).expect("write config");
+    let listed = queue_command(&renamed, &["list", "--route", "github", "--json"]);
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert_eq!(entries[0]["route"], "github");
+    assert_eq!(entries[0]["delivery_id"], "orphan-0");
+
+    queue_command(&renamed, &["purge", "--all", "--route", "github"]);
+    let after = queue_command(&renamed, &["list", "--route", "github", "--json"]);
+    assert_eq!(
+        after["entries"].as_array().map(Vec::len),
+        Some(0),
+        "{after}"
+    );
+}
+
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
 fn queue_command(config: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))

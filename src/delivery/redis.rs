@@ -319,11 +319,14 @@ impl RedisQueue {
         limit: usize,
     ) -> Result<Vec<Entry>, QueueError> {
         let mut connection = self.connection().await?;
+        // A named route is read even when no async route has that name any more, so that the
+        // entries of a removed or renamed route can still be listed, retried and purged.
+        let routes = match &selection.route {
+            Some(route) => std::slice::from_ref(route),
+            None => routes,
+        };
         let mut found = Vec::new();
         for route in routes {
-            if selection.route.as_deref().is_some_and(|r| r != route) {
-                continue;
-            }
             let stream = if dead {
                 self.dead_stream(route)
             } else {
