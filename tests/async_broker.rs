@@ -326,6 +326,25 @@ fn queue_command_reaches_removed_route() {
     assert_eq!(entries[0]["route"], "github");
     assert_eq!(entries[0]["delivery_id"], "orphan-0");
 
+    // An id that is not a stream id names no entry; Redis itself rejects it in XRANGE.
+    for args in [["show", "github/abc"], ["purge", "github/1-x"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&renamed)
+            .args(args)
+            .env("HG_TEST_GITHUB", SECRET)
+            .output()
+            .expect("run hookgate queue");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{args:?} succeeded: {printed}");
+        assert!(printed.contains("no such entry"), "{args:?}: {printed}");
+    }
+
     queue_command(&renamed, &["purge", "--all", "--route", "github"]);
     let after = queue_command(&renamed, &["list", "--route", "github", "--json"]);
     assert_eq!(

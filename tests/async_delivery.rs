@@ -671,6 +671,49 @@ impl Drop for Limited {
     }
 }
 
+#[test]
+fn queue_command_fails_for_missing_entry() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+
+    let cases: &[&[&str]] = &[
+        &["retry", "github/999"],
+        &["purge", "github/999"],
+        &["purge", "github/999", "--dead"],
+        &["purge", "github/not-a-number"],
+        &["show", "github/999"],
+    ];
+    for args in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&config_path)
+            .args(*args)
+            .env("HG_TEST_GITHUB", SECRET)
+            .output()
+            .expect("run hookgate queue");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{args:?} succeeded: {printed}");
+        assert!(printed.contains("no such entry"), "{args:?}: {printed}");
+    }
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
 fn queue_command(config: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))

@@ -33,17 +33,34 @@ pub fn run(args: QueueArgs) -> ExitCode {
         }
         Ok(result) => {
             admin::print(&operation, &result);
-            let missing = matches!(operation, Operation::Show { .. }) && result["entry"].is_null();
-            if missing {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+            if !names_missing_entry(&operation, &result) {
+                return ExitCode::SUCCESS;
             }
+            // `show` has printed "no such entry" already.
+            let queue = match operation {
+                Operation::Show { .. } => return ExitCode::FAILURE,
+                Operation::Purge { dead: false, .. } => "pending queue; `hookgate queue list`",
+                _ => "dead-letter queue; `hookgate queue list --dead`",
+            };
+            eprintln!("hookgate: no such entry in the {queue} prints the entries as ROUTE/ID");
+            ExitCode::FAILURE
         }
         Err(error) => {
             eprintln!("hookgate: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Returns true when `operation` named one entry that the queue does not contain, which fails the
+/// command so that a script notices a mistyped or already settled id.
+fn names_missing_entry(operation: &Operation, result: &serde_json::Value) -> bool {
+    match operation {
+        Operation::Show { .. } => result["entry"].is_null(),
+        Operation::Retry { selection } | Operation::Purge { selection, .. } => {
+            selection.id.is_some() && result["count"].as_u64() == Some(0)
+        }
+        Operation::List { .. } => false,
     }
 }
 

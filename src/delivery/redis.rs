@@ -318,6 +318,10 @@ impl RedisQueue {
         dead: bool,
         limit: usize,
     ) -> Result<Vec<Entry>, QueueError> {
+        // XRANGE fails on an id that is not a stream id, which would read as an outage.
+        if selection.id.as_deref().is_some_and(|id| !is_stream_id(id)) {
+            return Ok(Vec::new());
+        }
         let mut connection = self.connection().await?;
         // A named route is read even when no async route has that name any more, so that the
         // entries of a removed or renamed route can still be listed, retried and purged.
@@ -512,6 +516,17 @@ fn entry(route: &str, id: &[u8], fields: &[Value]) -> Option<Entry> {
             body: Bytes::copy_from_slice(map.get(b"body".as_slice()).copied().unwrap_or_default()),
         },
     })
+}
+
+/// Returns true when `id` has the form of a stream entry id: `MS` or `MS-SEQ`, each a 64-bit
+/// unsigned decimal number.
+fn is_stream_id(id: &str) -> bool {
+    let digits =
+        |part: &str| part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<u64>().is_ok();
+    match id.split_once('-') {
+        Some((ms, seq)) => digits(ms) && digits(seq),
+        None => digits(id),
+    }
 }
 
 fn millis(duration: Duration) -> u64 {
