@@ -354,6 +354,70 @@ fn queue_command_reaches_removed_route() {
     );
 }
 
+#[test]
+fn idle_workers_block_on_own_connections() {
+    let redis = Redis::start();
+    let upstream = Upstream::ok();
+    let text =
+        config(&redis.url(), "gw-a", &upstream.url()).replace("concurrency: 2", "concurrency: 4");
+    let gateway = Gateway::start_config_env(&text, ENV);
+
+    // Redis runs the commands of one connection in turn, so four workers can be blocked in
+    // XREADGROUP at the same moment only when each has a connection of its own. Sharing one,
+    // the fourth waited more than its reply timeout and logged a failed read.
+    let deadline = Instant::now() + WAIT;
+    let blocked = loop {
+        let blocked = blocked_readers(redis.port);
+        if blocked >= 4 || Instant::now() >= deadline {
+            break blocked;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(blocked, 4, "workers blocked in XREADGROUP at once");
+    let logs = gateway.logs();
+    assert!(
+        !logs.contains("failed to read the delivery queue"),
+        "{logs}"
+    );
+
+    let response = client::send(gateway.addr, &webhook("idle-0", &body_for("idle-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+}
+
+/// Counts the clients of the Redis on `port` that are blocked in XREADGROUP, from CLIENT LIST.
+fn blocked_readers(port: u16) -> usize {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"CLIENT LIST\r\n").is_err() {
+        return 0;
+    }
+    // The reply is one bulk string, `$LENGTH\r\n` and then LENGTH bytes.
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let complete = reply.iter().position(|b| *b == b'\n').is_some_and(|end| {
+            let length = String::from_utf8_lossy(&reply[1..end])
+                .trim()
+                .parse::<usize>();
+            length.is_ok_and(|length| reply.len() >= end + 1 + length)
+        });
+        if complete {
+            break;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .filter(|line| line.contains("cmd=xreadgroup") && line.contains("flags=b"))
+        .count()
+}
+
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
 fn queue_command(config: &std::path::Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))

@@ -49,8 +49,10 @@ pub struct RedisQueue {
     max_entries: usize,
     shared: OnceCell<ConnectionManager>,
     enqueue: Script,
-    /// Connections for blocking reads, one per route, created on first use.
-    readers: Mutex<HashMap<String, MultiplexedConnection>>,
+    /// Idle connections for blocking reads. Each read takes one for itself, because Redis runs
+    /// the commands of one connection in turn, so blocking reads that share a connection wait
+    /// for each other and time out.
+    readers: Mutex<Vec<MultiplexedConnection>>,
     /// Routes whose consumer group exists.
     groups: Mutex<Vec<String>>,
 }
@@ -72,7 +74,7 @@ impl RedisQueue {
             max_entries,
             shared: OnceCell::new(),
             enqueue: Script::new(ENQUEUE_SCRIPT),
-            readers: Mutex::new(HashMap::new()),
+            readers: Mutex::new(Vec::new()),
             groups: Mutex::new(Vec::new()),
         })
     }
@@ -193,7 +195,7 @@ impl RedisQueue {
             return Ok(Some(entry));
         }
 
-        let mut reader = self.reader(route, wait).await?;
+        let mut reader = self.reader(wait).await?;
         let read: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -207,36 +209,31 @@ impl RedisQueue {
             .arg(">")
             .query_async(&mut reader)
             .await?;
+        // Only a connection that replied goes back to the pool. A `MultiplexedConnection`
+        // (redis 1.x) never reconnects, so one that failed, as after a Redis restart, is dropped.
+        self.readers.lock().await.push(reader);
         Ok(entries(route, &read).into_iter().next())
     }
 
-    /// Drops what `take` keeps of `route` after a failed read. A `MultiplexedConnection`
-    /// (redis 1.x) never reconnects, and a Redis that restarted without persistence has lost
-    /// the consumer group, so the next `take` opens a new reader and creates the group again.
+    /// Forgets the consumer group of `route` after a failed read, so that the next `take`
+    /// creates it again. A Redis that restarted without persistence has lost it.
     async fn forget(&self, route: &str, error: &redis::RedisError) {
-        tracing::debug!(route, error = %error, "dropping the Redis reader and group of a route after a failed read");
-        self.readers.lock().await.remove(route);
+        tracing::debug!(route, error = %error, "a Redis read failed; the consumer group will be created again");
         self.groups.lock().await.retain(|known| known != route);
     }
 
-    async fn reader(
-        &self,
-        route: &str,
-        wait: Duration,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        let mut readers = self.readers.lock().await;
-        if let Some(connection) = readers.get(route) {
-            return Ok(connection.clone());
+    /// Takes an idle reader connection from the pool, or opens one whose replies may take
+    /// `wait` plus the command timeout.
+    async fn reader(&self, wait: Duration) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(connection) = self.readers.lock().await.pop() {
+            return Ok(connection);
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(wait + COMMAND_TIMEOUT));
-        let connection = self
-            .client
+        self.client
             .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        readers.insert(route.to_string(), connection.clone());
-        Ok(connection)
+            .await
     }
 
     /// Resets the idle time of a held entry, so that no other gateway claims it.
