@@ -714,6 +714,26 @@ fn queue_command_fails_for_missing_entry() {
     );
 }
 
+#[test]
+fn dual_stack_admin_serves_ipv4_loopback() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "").replace(
+        "admin:\n  address: \"127.0.0.1:0\"",
+        "admin:\n  address: \"[::]:0\"",
+    );
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+
+    // An IPv4 client of a `[::]` listener has an IPv4-mapped IPv6 address.
+    let ipv4 = SocketAddr::from(([127, 0, 0, 1], gateway.admin.port()));
+    let request = b"GET /queue/list HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    let listed = client::send(ipv4, request);
+
+    assert_eq!(listed.status, 200, "{}", listed.body_text());
+    let json: serde_json::Value = serde_json::from_slice(&listed.body).expect("JSON list");
+    assert_eq!(json["entries"].as_array().map(Vec::len), Some(1), "{json}");
+}
+
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
 fn queue_command(config: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
