@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Behavior, Upstream};
+use common::upstream::{Behavior, Gate, Upstream};
 use common::{client, closed_port, github_signature, Gateway};
 
 const SECRET: &str = "async-broker-secret";
@@ -351,6 +351,69 @@ fn queue_command_reaches_removed_route() {
         after["entries"].as_array().map(Vec::len),
         Some(0),
         "{after}"
+    );
+}
+
+#[test]
+fn broker_purge_stops_retries() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(Behavior::Respond {
+        status: 503,
+        body: b"unavailable\n".to_vec(),
+    });
+    let text = config(&redis.url(), "gw-a", &upstream.url())
+        .replace("max_backoff: 100ms", "max_backoff: 300ms");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let response = client::send(gateway.addr, &webhook("purged-0", &body_for("purged-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert!(
+        upstream.wait_for_requests(1, WAIT) >= 1,
+        "no delivery attempt arrived"
+    );
+
+    queue_command(&gateway.config_path, &["purge", "--all"]);
+
+    // The worker notices the purge when it records the next failed attempt.
+    let deadline = Instant::now() + WAIT;
+    while !gateway.logs().contains("no longer in the queue") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = gateway.logs();
+    assert!(logs.contains("no longer in the queue"), "{logs}");
+    let dead = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    assert_eq!(dead["entries"].as_array().map(Vec::len), Some(0), "{dead}");
+}
+
+#[test]
+fn broker_purged_in_flight_not_dead_lettered() {
+    let redis = Redis::start();
+    let gate = Gate::new();
+    let upstream = Upstream::start(Behavior::Hold {
+        gate: gate.clone(),
+        status: 400,
+    });
+    // One worker settles one entry after the other, so once the second entry has been
+    // dead-lettered, the first one's dead-letter step has finished.
+    let text =
+        config(&redis.url(), "gw-a", &upstream.url()).replace("concurrency: 2", "concurrency: 1");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let response = client::send(gateway.addr, &webhook("held-0", &body_for("held-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+
+    // The attempt is in flight when the entry is purged; its 400 then ends it for good.
+    queue_command(&gateway.config_path, &["purge", "--all"]);
+    let response = client::send(gateway.addr, &webhook("held-1", &body_for("held-1")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    gate.open();
+    let dead = "hookgate_delivery_outcomes_total{outcome=\"dead_letter\",route=\"github\"}";
+    assert_eq!(gateway.wait_for_metric(dead, 2.0, WAIT), 2.0);
+
+    let listed = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries.iter().all(|entry| entry["delivery_id"] != "held-0"),
+        "the purged entry came back as a dead letter: {listed}"
     );
 }
 

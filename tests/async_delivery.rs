@@ -715,6 +715,49 @@ fn queue_command_fails_for_missing_entry() {
 }
 
 #[test]
+fn purge_stops_retries_of_held_request() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let upstream = Scripted::start(0, vec![(503, Vec::new()); 500]);
+    let text = config(queue_dir.path(), "", upstream.addr.port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    assert!(upstream.wait_for(1) >= 1, "no delivery attempt arrived");
+
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    let admin = format!("admin:\n  address: \"{}\"", gateway.admin);
+    let with_admin = text.replace("admin:\n  address: \"127.0.0.1:0\"", &admin);
+    std::fs::write(&config_path, with_admin).expect("write config");
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    let id = listed["entries"][0]["id"]
+        .as_str()
+        .expect("pending entry")
+        .to_string();
+    queue_command(&config_path, &["purge", &format!("github/{id}")]);
+
+    // The worker keeps the request between attempts and notices the purge when it records
+    // the next failed attempt.
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    while !gateway.logs().contains("no longer in the queue") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = gateway.logs();
+    assert!(logs.contains("no longer in the queue"), "{logs}");
+    assert_eq!(
+        gateway.metric(DELIVERED),
+        0.0,
+        "a purged request was delivered"
+    );
+    assert_eq!(
+        gateway.metric(DEAD),
+        0.0,
+        "a purged request was dead-lettered"
+    );
+    let dead = queue_command(&config_path, &["list", "--dead", "--json"]);
+    assert_eq!(dead["entries"].as_array().map(Vec::len), Some(0), "{dead}");
+}
+
+#[test]
 fn dual_stack_admin_serves_ipv4_loopback() {
     let queue_dir = tempfile::tempdir().expect("queue dir");
     let text = config(queue_dir.path(), "", closed_port(), "").replace(

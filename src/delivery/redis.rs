@@ -42,6 +42,16 @@ if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[2]) end
 return {1, id}
 ";
 
+/// Moves an entry to the dead-letter stream, unless it is no longer pending in the group
+/// because it was purged, or delivered by another gateway. KEYS: stream, dead-letter stream.
+/// ARGV: group, entry id, then the fields of the dead-letter entry. Returns 1 when moved.
+const BURY_SCRIPT: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
 pub struct RedisQueue {
     client: Client,
     prefix: String,
@@ -49,6 +59,7 @@ pub struct RedisQueue {
     max_entries: usize,
     shared: OnceCell<ConnectionManager>,
     enqueue: Script,
+    bury: Script,
     /// Idle connections for blocking reads. Each read takes one for itself, because Redis runs
     /// the commands of one connection in turn, so blocking reads that share a connection wait
     /// for each other and time out.
@@ -74,6 +85,7 @@ impl RedisQueue {
             max_entries,
             shared: OnceCell::new(),
             enqueue: Script::new(ENQUEUE_SCRIPT),
+            bury: Script::new(BURY_SCRIPT),
             readers: Mutex::new(Vec::new()),
             groups: Mutex::new(Vec::new()),
         })
@@ -236,20 +248,21 @@ impl RedisQueue {
             .await
     }
 
-    /// Resets the idle time of a held entry, so that no other gateway claims it.
-    pub async fn touch(&self, entry: &Entry) -> Result<(), QueueError> {
+    /// Resets the idle time of a held entry, so that no other gateway claims it. Returns false
+    /// when the entry is no longer pending in the group, as after a purge.
+    pub async fn touch(&self, entry: &Entry) -> Result<bool, QueueError> {
         let mut connection = self.connection().await?;
-        redis::cmd("XCLAIM")
+        let claimed: Value = redis::cmd("XCLAIM")
             .arg(self.stream(&entry.route))
             .arg(GROUP)
             .arg(&self.consumer)
             .arg(0)
             .arg(&entry.id)
             .arg("JUSTID")
-            .query_async::<Value>(&mut connection)
+            .query_async(&mut connection)
             .await
-            .map(drop)
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(matches!(claimed, Value::Array(ids) if !ids.is_empty()))
     }
 
     pub async fn delivered(&self, entry: &Entry) -> Result<(), QueueError> {
@@ -274,11 +287,11 @@ impl RedisQueue {
         let mut connection = self.connection().await?;
         let stream = self.stream(&entry.route);
         let request = &entry.request;
-        redis::pipe()
-            .atomic()
-            .cmd("XADD")
-            .arg(self.dead_stream(&entry.route))
-            .arg("*")
+        self.bury
+            .key(&stream)
+            .key(self.dead_stream(&entry.route))
+            .arg(GROUP)
+            .arg(&entry.id)
             .arg("delivery_id")
             .arg(&entry.delivery_id)
             .arg("accepted_ms")
@@ -295,14 +308,7 @@ impl RedisQueue {
             .arg(request.encode_headers())
             .arg("body")
             .arg(request.body.as_ref())
-            .cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&entry.id)
-            .query_async::<Value>(&mut connection)
+            .invoke_async::<Value>(&mut connection)
             .await
             .map(drop)
             .map_err(failed)
