@@ -63,7 +63,8 @@ impl Admin {
         let loopback = session
             .client_addr()
             .and_then(|addr| addr.as_inet())
-            .is_some_and(|addr| addr.ip().is_loopback());
+            // On a dual-stack `[::]` listener an IPv4 client shows as `::ffff:127.0.0.1`.
+            .is_some_and(|addr| addr.ip().to_canonical().is_loopback());
         if !loopback {
             let body = b"queue commands are served to loopback clients only\n".to_vec();
             return (StatusCode::FORBIDDEN, "text/plain", body);

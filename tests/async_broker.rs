@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Behavior, Upstream};
+use common::upstream::{Behavior, Gate, Upstream};
 use common::{client, closed_port, github_signature, Gateway};
 
 const SECRET: &str = "async-broker-secret";
@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Redis {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -32,32 +32,9 @@ impl Redis {
         let dir = tempfile::tempdir().expect("Redis dir");
         for _ in 0..5 {
             let port = closed_port();
-            let mut child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start redis-server (.ci/run installs it)");
-            let deadline = Instant::now() + WAIT;
-            while Instant::now() < deadline {
-                if pong(port) {
-                    return Redis {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(child) = spawn_redis(port, &dir) {
+                return Redis { child, port, dir };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("redis-server did not start on any of 5 free ports");
     }
@@ -65,6 +42,52 @@ impl Redis {
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+
+    /// Kills the server and starts an empty one on the same port, as a Redis without
+    /// persistence comes back after a crash.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "port {} still accepts after Redis stopped",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = spawn_redis(self.port, &self.dir)
+            .unwrap_or_else(|| panic!("redis-server did not restart on port {}", self.port));
+    }
+}
+
+/// Starts `redis-server` on `port` and waits for its `PONG`; `None` when it exits first, as
+/// it does when the port is taken.
+fn spawn_redis(port: u16, dir: &tempfile::TempDir) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server (.ci/run installs it)");
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if pong(port) {
+            return Some(child);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Redis {
@@ -203,6 +226,39 @@ fn broker_down_answers_503() {
 }
 
 #[test]
+fn broker_restart_resumes_delivery() {
+    let mut redis = Redis::start();
+    let upstream = Upstream::ok();
+    let gateway = Gateway::start_config_env(&config(&redis.url(), "gw-a", &upstream.url()), ENV);
+    let before = client::send(gateway.addr, &webhook("before-0", &body_for("before-0")));
+    assert_eq!(before.status, 202, "{}", before.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+
+    redis.restart();
+    // The gateway's connections to the old server break on their next command, so the
+    // first request after the restart may still get 503.
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let response = client::send(gateway.addr, &webhook("after-0", &body_for("after-0")));
+        if response.status != 503 || Instant::now() >= deadline {
+            break response;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(after.status, 202, "{}", after.body_text());
+
+    assert_eq!(
+        upstream.wait_for_requests(2, WAIT),
+        2,
+        "the webhook stored after the restart was not delivered; logs: {}",
+        gateway.logs()
+    );
+    let requests = upstream.requests();
+    assert_eq!(requests[1].header("x-github-delivery"), ["after-0"]);
+    common::assert_same_bytes(&requests[1].body, &body_for("after-0"));
+}
+
+#[test]
 fn broker_dead_letters_and_purges() {
     let redis = Redis::start();
     let upstream = Upstream::start(Behavior::Respond {
@@ -244,6 +300,185 @@ fn broker_dead_letters_and_purges() {
         Some(0),
         "{after}"
     );
+}
+
+#[test]
+fn queue_command_reaches_removed_route() {
+    let redis = Redis::start();
+    let port = closed_port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let gateway = Gateway::start_config_env(&config(&redis.url(), "gw-a", &upstream), ENV);
+    for index in 0..3 {
+        let id = format!("orphan-{index}");
+        let response = client::send(gateway.addr, &webhook(&id, &body_for(&id)));
+        assert_eq!(response.status, 202, "{id}: {}", response.body_text());
+    }
+    drop(gateway);
+
+    // The route is renamed in the config, so its old stream belongs to no async route.
+    let dir = tempfile::tempdir().expect("config dir");
+    let renamed = dir.path().join("gateway.yaml");
+    let text = config(&redis.url(), "gw-a", &upstream).replace("name: github", "name: gh");
+    std::fs::write(&renamed, text).expect("write config");
+    let listed = queue_command(&renamed, &["list", "--route", "github", "--json"]);
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 3, "{listed}");
+    assert_eq!(entries[0]["route"], "github");
+    assert_eq!(entries[0]["delivery_id"], "orphan-0");
+
+    // An id that is not a stream id names no entry; Redis itself rejects it in XRANGE.
+    for args in [["show", "github/abc"], ["purge", "github/1-x"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&renamed)
+            .args(args)
+            .env("HG_TEST_GITHUB", SECRET)
+            .output()
+            .expect("run hookgate queue");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{args:?} succeeded: {printed}");
+        assert!(printed.contains("no such entry"), "{args:?}: {printed}");
+    }
+
+    queue_command(&renamed, &["purge", "--all", "--route", "github"]);
+    let after = queue_command(&renamed, &["list", "--route", "github", "--json"]);
+    assert_eq!(
+        after["entries"].as_array().map(Vec::len),
+        Some(0),
+        "{after}"
+    );
+}
+
+#[test]
+fn broker_purge_stops_retries() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(Behavior::Respond {
+        status: 503,
+        body: b"unavailable\n".to_vec(),
+    });
+    let text = config(&redis.url(), "gw-a", &upstream.url())
+        .replace("max_backoff: 100ms", "max_backoff: 300ms");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let response = client::send(gateway.addr, &webhook("purged-0", &body_for("purged-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert!(
+        upstream.wait_for_requests(1, WAIT) >= 1,
+        "no delivery attempt arrived"
+    );
+
+    queue_command(&gateway.config_path, &["purge", "--all"]);
+
+    // The worker notices the purge when it records the next failed attempt.
+    let deadline = Instant::now() + WAIT;
+    while !gateway.logs().contains("no longer in the queue") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = gateway.logs();
+    assert!(logs.contains("no longer in the queue"), "{logs}");
+    let dead = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    assert_eq!(dead["entries"].as_array().map(Vec::len), Some(0), "{dead}");
+}
+
+#[test]
+fn broker_purged_in_flight_not_dead_lettered() {
+    let redis = Redis::start();
+    let gate = Gate::new();
+    let upstream = Upstream::start(Behavior::Hold {
+        gate: gate.clone(),
+        status: 400,
+    });
+    // One worker settles one entry after the other, so once the second entry has been
+    // dead-lettered, the first one's dead-letter step has finished.
+    let text =
+        config(&redis.url(), "gw-a", &upstream.url()).replace("concurrency: 2", "concurrency: 1");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    let response = client::send(gateway.addr, &webhook("held-0", &body_for("held-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+
+    // The attempt is in flight when the entry is purged; its 400 then ends it for good.
+    queue_command(&gateway.config_path, &["purge", "--all"]);
+    let response = client::send(gateway.addr, &webhook("held-1", &body_for("held-1")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    gate.open();
+    let dead = "hookgate_delivery_outcomes_total{outcome=\"dead_letter\",route=\"github\"}";
+    assert_eq!(gateway.wait_for_metric(dead, 2.0, WAIT), 2.0);
+
+    let listed = queue_command(&gateway.config_path, &["list", "--dead", "--json"]);
+    let entries = listed["entries"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries.iter().all(|entry| entry["delivery_id"] != "held-0"),
+        "the purged entry came back as a dead letter: {listed}"
+    );
+}
+
+#[test]
+fn idle_workers_block_on_own_connections() {
+    let redis = Redis::start();
+    let upstream = Upstream::ok();
+    let text =
+        config(&redis.url(), "gw-a", &upstream.url()).replace("concurrency: 2", "concurrency: 4");
+    let gateway = Gateway::start_config_env(&text, ENV);
+
+    // Redis runs the commands of one connection in turn, so four workers can be blocked in
+    // XREADGROUP at the same moment only when each has a connection of its own. Sharing one,
+    // the fourth waited more than its reply timeout and logged a failed read.
+    let deadline = Instant::now() + WAIT;
+    let blocked = loop {
+        let blocked = blocked_readers(redis.port);
+        if blocked >= 4 || Instant::now() >= deadline {
+            break blocked;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(blocked, 4, "workers blocked in XREADGROUP at once");
+    let logs = gateway.logs();
+    assert!(
+        !logs.contains("failed to read the delivery queue"),
+        "{logs}"
+    );
+
+    let response = client::send(gateway.addr, &webhook("idle-0", &body_for("idle-0")));
+    assert_eq!(response.status, 202, "{}", response.body_text());
+    assert_eq!(upstream.wait_for_requests(1, WAIT), 1);
+}
+
+/// Counts the clients of the Redis on `port` that are blocked in XREADGROUP, from CLIENT LIST.
+fn blocked_readers(port: u16) -> usize {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"CLIENT LIST\r\n").is_err() {
+        return 0;
+    }
+    // The reply is one bulk string, `$LENGTH\r\n` and then LENGTH bytes.
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let complete = reply.iter().position(|b| *b == b'\n').is_some_and(|end| {
+            let length = String::from_utf8_lossy(&reply[1..end])
+                .trim()
+                .parse::<usize>();
+            length.is_ok_and(|length| reply.len() >= end + 1 + length)
+        });
+        if complete {
+            break;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .filter(|line| line.contains("cmd=xreadgroup") && line.contains("flags=b"))
+        .count()
 }
 
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.

@@ -760,6 +760,112 @@ impl Drop for Limited {
     }
 }
 
+#[test]
+fn queue_command_fails_for_missing_entry() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    std::fs::write(&config_path, &text).expect("write config");
+    drop(gateway);
+
+    let cases: &[&[&str]] = &[
+        &["retry", "github/999"],
+        &["purge", "github/999"],
+        &["purge", "github/999", "--dead"],
+        &["purge", "github/not-a-number"],
+        &["show", "github/999"],
+    ];
+    for args in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .arg("queue")
+            .arg("-c")
+            .arg(&config_path)
+            .args(*args)
+            .env("HG_TEST_GITHUB", SECRET)
+            .output()
+            .expect("run hookgate queue");
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!output.status.success(), "{args:?} succeeded: {printed}");
+        assert!(printed.contains("no such entry"), "{args:?}: {printed}");
+    }
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    assert_eq!(
+        listed["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
+}
+
+#[test]
+fn purge_stops_retries_of_held_request() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let upstream = Scripted::start(0, vec![(503, Vec::new()); 500]);
+    let text = config(queue_dir.path(), "", upstream.addr.port(), "");
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+    assert!(upstream.wait_for(1) >= 1, "no delivery attempt arrived");
+
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config_path = config_dir.path().join("gateway.yaml");
+    let admin = format!("admin:\n  address: \"{}\"", gateway.admin);
+    let with_admin = text.replace("admin:\n  address: \"127.0.0.1:0\"", &admin);
+    std::fs::write(&config_path, with_admin).expect("write config");
+    let listed = queue_command(&config_path, &["list", "--json"]);
+    let id = listed["entries"][0]["id"]
+        .as_str()
+        .expect("pending entry")
+        .to_string();
+    queue_command(&config_path, &["purge", &format!("github/{id}")]);
+
+    // The worker keeps the request between attempts and notices the purge when it records
+    // the next failed attempt.
+    let deadline = Instant::now() + DELIVERY_WAIT;
+    while !gateway.logs().contains("no longer in the queue") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logs = gateway.logs();
+    assert!(logs.contains("no longer in the queue"), "{logs}");
+    assert_eq!(
+        gateway.metric(DELIVERED),
+        0.0,
+        "a purged request was delivered"
+    );
+    assert_eq!(
+        gateway.metric(DEAD),
+        0.0,
+        "a purged request was dead-lettered"
+    );
+    let dead = queue_command(&config_path, &["list", "--dead", "--json"]);
+    assert_eq!(dead["entries"].as_array().map(Vec::len), Some(0), "{dead}");
+}
+
+#[test]
+fn dual_stack_admin_serves_ipv4_loopback() {
+    let queue_dir = tempfile::tempdir().expect("queue dir");
+    let text = config(queue_dir.path(), "", closed_port(), "").replace(
+        "admin:\n  address: \"127.0.0.1:0\"",
+        "admin:\n  address: \"[::]:0\"",
+    );
+    let gateway = Gateway::start_config_env(&text, ENV);
+    send_burst(&gateway, 0..1);
+
+    // An IPv4 client of a `[::]` listener has an IPv4-mapped IPv6 address.
+    let ipv4 = SocketAddr::from(([127, 0, 0, 1], gateway.admin.port()));
+    let request = b"GET /queue/list HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    let listed = client::send(ipv4, request);
+
+    assert_eq!(listed.status, 200, "{}", listed.body_text());
+    let json: serde_json::Value = serde_json::from_slice(&listed.body).expect("JSON list");
+    assert_eq!(json["entries"].as_array().map(Vec::len), Some(1), "{json}");
+}
+
 /// Runs `hookgate queue ARGS -c CONFIG`; returns its JSON output, or null for text output.
 fn queue_command(config: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
@@ -840,6 +946,40 @@ routes:
     for line in expected {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
+}
+
+#[test]
+fn check_rejects_report_mode_on_async_route() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("gateway.yaml");
+    let yaml = "listeners:
+  - address: \"127.0.0.1:8080\"
+queue:
+  dir: queue
+routes:
+  - name: a
+    path: /a
+    provider: github
+    secrets: [ { env: PATH } ]
+    upstream: \"http://127.0.0.1:3000\"
+    mode: report
+    delivery: async
+";
+    std::fs::write(&path, yaml).expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run check");
+    let stderr =
+        String::from_utf8_lossy(&output.stderr).replace(&path.display().to_string(), "FILE");
+
+    assert!(!output.status.success(), "check passed:\n{stderr}");
+    let expected = "FILE:11:5: routes[0].mode: mode: report forwards requests that fail verification, and `delivery: async` would store and acknowledge them";
+    assert!(
+        stderr.contains(expected),
+        "missing {expected:?} in:\n{stderr}"
+    );
 }
 
 #[test]

@@ -123,7 +123,8 @@ pub struct RawRoute {
     pub upstream: Option<String>,
     pub upstream_tls: Option<RawUpstreamTls>,
     pub host: Option<String>,
-    /// `enforce` (default) or `report`: verify and count, but forward every request.
+    /// `enforce` (default) or `report`: verify and count, but forward every request. `report`
+    /// is rejected with `delivery: async`.
     pub mode: Option<String>,
     pub allow_ips: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,

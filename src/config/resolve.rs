@@ -294,6 +294,13 @@ fn resolve_routes(
         let guards = raw.take_guards().or(defaults);
         let (mode, settings) = (raw.delivery.take(), raw.async_delivery.take());
         let delivery = delivery::resolve_mode(mode.as_deref(), settings, queue, &at, problems);
+        let is_async = matches!(delivery, super::DeliveryMode::Async(_));
+        if is_async && raw.mode.as_deref() == Some("report") {
+            problems.add(
+                format!("{at}.mode"),
+                "mode: report forwards requests that fail verification, and `delivery: async` would store and acknowledge them; use `delivery: sync` while the route is in report mode, or `mode: enforce`",
+            );
+        }
         let Some(mut route) = resolve_route(raw, guards, &at, base, key_loading, problems) else {
             continue;
         };

@@ -74,7 +74,7 @@ fn entry_not_found(operation: &Operation, result: &Value) -> Option<String> {
         ("pending", "hookgate queue list")
     };
     Some(format!(
-        "no entry {route}/{id} in the {queue} queue; `{list}` lists its entries"
+        "no such entry {route}/{id} in the {queue} queue; `{list}` lists its entries"
     ))
 }
 

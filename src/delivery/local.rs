@@ -233,8 +233,10 @@ impl LocalQueue {
             .map(drop)
     }
 
-    pub async fn record_failure(&self, entry: &Entry) -> Result<(), QueueError> {
-        self.change(Change::Failed(entry.clone())).await.map(drop)
+    /// Records a failed attempt; returns false when the entry is no longer pending.
+    pub async fn record_failure(&self, entry: &Entry) -> Result<bool, QueueError> {
+        let changed = self.change(Change::Failed(entry.clone())).await?;
+        Ok(changed > 0)
     }
 
     pub async fn dead_letter(&self, entry: &Entry) -> Result<(), QueueError> {

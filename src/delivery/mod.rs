@@ -150,7 +150,7 @@ impl Queue {
     /// claiming it.
     pub async fn keep(&self, entry: &Entry) {
         if let Queue::Redis(queue) = self {
-            if let Err(error) = queue.touch(entry).await {
+            if let Err(error) = queue.touch(entry).await.map(drop) {
                 tracing::warn!(route = %entry.route, id = %entry.id, error = %error, "cannot renew the claim on a queued request");
             }
         }
@@ -164,8 +164,9 @@ impl Queue {
         }
     }
 
-    /// Records a failed attempt: the entry's `attempts` and `last_error`.
-    pub async fn record_failure(&self, entry: &Entry) -> Result<(), QueueError> {
+    /// Records a failed attempt: the entry's `attempts` and `last_error`. Returns false when
+    /// the entry has left the queue meanwhile, as after `hookgate queue purge`.
+    pub async fn record_failure(&self, entry: &Entry) -> Result<bool, QueueError> {
         match self {
             Queue::Local(queue) => queue.record_failure(entry).await,
             Queue::Redis(queue) => queue.touch(entry).await,

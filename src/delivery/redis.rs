@@ -42,6 +42,16 @@ if KEYS[2] ~= '' then redis.call('SET', KEYS[2], id, 'PX', ARGV[2]) end
 return {1, id}
 ";
 
+/// Moves an entry to the dead-letter stream, unless it is no longer pending in the group
+/// because it was purged, or delivered by another gateway. KEYS: stream, dead-letter stream.
+/// ARGV: group, entry id, then the fields of the dead-letter entry. Returns 1 when moved.
+const BURY_SCRIPT: &str = r"
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+";
+
 pub struct RedisQueue {
     client: Client,
     prefix: String,
@@ -49,8 +59,11 @@ pub struct RedisQueue {
     max_entries: usize,
     shared: OnceCell<ConnectionManager>,
     enqueue: Script,
-    /// Connections for blocking reads, one per route, created on first use.
-    readers: Mutex<HashMap<String, MultiplexedConnection>>,
+    bury: Script,
+    /// Idle connections for blocking reads. Each read takes one for itself, because Redis runs
+    /// the commands of one connection in turn, so blocking reads that share a connection wait
+    /// for each other and time out.
+    readers: Mutex<Vec<MultiplexedConnection>>,
     /// Routes whose consumer group exists.
     groups: Mutex<Vec<String>>,
 }
@@ -72,7 +85,8 @@ impl RedisQueue {
             max_entries,
             shared: OnceCell::new(),
             enqueue: Script::new(ENQUEUE_SCRIPT),
-            readers: Mutex::new(HashMap::new()),
+            bury: Script::new(BURY_SCRIPT),
+            readers: Mutex::new(Vec::new()),
             groups: Mutex::new(Vec::new()),
         })
     }
@@ -86,6 +100,10 @@ impl RedisQueue {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, QueueError> {
+        self.manager().await.map_err(failed)
+    }
+
+    async fn manager(&self) -> redis::RedisResult<ConnectionManager> {
         let manager = self
             .shared
             .get_or_try_init(|| async {
@@ -95,8 +113,7 @@ impl RedisQueue {
                     .set_number_of_retries(1);
                 ConnectionManager::new_lazy_with_config(self.client.clone(), config)
             })
-            .await
-            .map_err(failed)?;
+            .await?;
         Ok(manager.clone())
     }
 
@@ -139,12 +156,12 @@ impl RedisQueue {
         }
     }
 
-    async fn ensure_group(&self, route: &str) -> Result<(), QueueError> {
+    async fn ensure_group(&self, route: &str) -> redis::RedisResult<()> {
         let mut groups = self.groups.lock().await;
         if groups.iter().any(|known| known == route) {
             return Ok(());
         }
-        let mut connection = self.connection().await?;
+        let mut connection = self.manager().await?;
         let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.stream(route))
@@ -156,7 +173,7 @@ impl RedisQueue {
         match created {
             Ok(()) => {}
             Err(error) if error.code() == Some("BUSYGROUP") => {}
-            Err(error) => return Err(failed(error)),
+            Err(error) => return Err(error),
         }
         groups.push(route.to_string());
         Ok(())
@@ -165,9 +182,17 @@ impl RedisQueue {
     /// Takes an entry of `route`: first one that another consumer left idle for
     /// [`CLAIM_IDLE`], else a new one, blocking up to `wait`.
     pub async fn take(&self, route: &str, wait: Duration) -> Result<Option<Entry>, QueueError> {
+        let taken = self.read_one(route, wait).await;
+        if let Err(error) = &taken {
+            self.forget(route, error).await;
+        }
+        taken.map_err(failed)
+    }
+
+    async fn read_one(&self, route: &str, wait: Duration) -> redis::RedisResult<Option<Entry>> {
         self.ensure_group(route).await?;
         let stream = self.stream(route);
-        let mut connection = self.connection().await?;
+        let mut connection = self.manager().await?;
         let claimed: Value = redis::cmd("XAUTOCLAIM")
             .arg(&stream)
             .arg(GROUP)
@@ -177,13 +202,12 @@ impl RedisQueue {
             .arg("COUNT")
             .arg(1)
             .query_async(&mut connection)
-            .await
-            .map_err(failed)?;
+            .await?;
         if let Some(entry) = entries(route, &claimed).into_iter().next() {
             return Ok(Some(entry));
         }
 
-        let mut reader = self.reader(route, wait).await?;
+        let mut reader = self.reader(wait).await?;
         let read: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -196,46 +220,49 @@ impl RedisQueue {
             .arg(&stream)
             .arg(">")
             .query_async(&mut reader)
-            .await
-            .map_err(failed)?;
+            .await?;
+        // Only a connection that replied goes back to the pool. A `MultiplexedConnection`
+        // (redis 1.x) never reconnects, so one that failed, as after a Redis restart, is dropped.
+        self.readers.lock().await.push(reader);
         Ok(entries(route, &read).into_iter().next())
     }
 
-    async fn reader(
-        &self,
-        route: &str,
-        wait: Duration,
-    ) -> Result<MultiplexedConnection, QueueError> {
-        let mut readers = self.readers.lock().await;
-        if let Some(connection) = readers.get(route) {
-            return Ok(connection.clone());
+    /// Forgets the consumer group of `route` after a failed read, so that the next `take`
+    /// creates it again. A Redis that restarted without persistence has lost it.
+    async fn forget(&self, route: &str, error: &redis::RedisError) {
+        tracing::debug!(route, error = %error, "a Redis read failed; the consumer group will be created again");
+        self.groups.lock().await.retain(|known| known != route);
+    }
+
+    /// Takes an idle reader connection from the pool, or opens one whose replies may take
+    /// `wait` plus the command timeout.
+    async fn reader(&self, wait: Duration) -> redis::RedisResult<MultiplexedConnection> {
+        if let Some(connection) = self.readers.lock().await.pop() {
+            return Ok(connection);
         }
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(wait + COMMAND_TIMEOUT));
-        let connection = self
-            .client
+        self.client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(failed)?;
-        readers.insert(route.to_string(), connection.clone());
-        Ok(connection)
     }
 
-    /// Resets the idle time of a held entry, so that no other gateway claims it.
-    pub async fn touch(&self, entry: &Entry) -> Result<(), QueueError> {
+    /// Resets the idle time of a held entry, so that no other gateway claims it. Returns false
+    /// when the entry is no longer pending in the group, as after a purge.
+    pub async fn touch(&self, entry: &Entry) -> Result<bool, QueueError> {
         let mut connection = self.connection().await?;
-        redis::cmd("XCLAIM")
+        let claimed: Value = redis::cmd("XCLAIM")
             .arg(self.stream(&entry.route))
             .arg(GROUP)
             .arg(&self.consumer)
             .arg(0)
             .arg(&entry.id)
             .arg("JUSTID")
-            .query_async::<Value>(&mut connection)
+            .query_async(&mut connection)
             .await
-            .map(drop)
-            .map_err(failed)
+            .map_err(failed)?;
+        Ok(matches!(claimed, Value::Array(ids) if !ids.is_empty()))
     }
 
     pub async fn delivered(&self, entry: &Entry) -> Result<(), QueueError> {
@@ -260,11 +287,11 @@ impl RedisQueue {
         let mut connection = self.connection().await?;
         let stream = self.stream(&entry.route);
         let request = &entry.request;
-        redis::pipe()
-            .atomic()
-            .cmd("XADD")
-            .arg(self.dead_stream(&entry.route))
-            .arg("*")
+        self.bury
+            .key(&stream)
+            .key(self.dead_stream(&entry.route))
+            .arg(GROUP)
+            .arg(&entry.id)
             .arg("delivery_id")
             .arg(&entry.delivery_id)
             .arg("accepted_ms")
@@ -281,14 +308,7 @@ impl RedisQueue {
             .arg(request.encode_headers())
             .arg("body")
             .arg(request.body.as_ref())
-            .cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&entry.id)
-            .cmd("XDEL")
-            .arg(&stream)
-            .arg(&entry.id)
-            .query_async::<Value>(&mut connection)
+            .invoke_async::<Value>(&mut connection)
             .await
             .map(drop)
             .map_err(failed)
@@ -301,12 +321,19 @@ impl RedisQueue {
         dead: bool,
         limit: usize,
     ) -> Result<Vec<Entry>, QueueError> {
+        // XRANGE fails on an id that is not a stream id, which would read as an outage.
+        if selection.id.as_deref().is_some_and(|id| !is_stream_id(id)) {
+            return Ok(Vec::new());
+        }
         let mut connection = self.connection().await?;
+        // A named route is read even when no async route has that name any more, so that the
+        // entries of a removed or renamed route can still be listed, retried and purged.
+        let routes = match &selection.route {
+            Some(route) => std::slice::from_ref(route),
+            None => routes,
+        };
         let mut found = Vec::new();
         for route in routes {
-            if selection.route.as_deref().is_some_and(|r| r != route) {
-                continue;
-            }
             let stream = if dead {
                 self.dead_stream(route)
             } else {
@@ -492,6 +519,17 @@ fn entry(route: &str, id: &[u8], fields: &[Value]) -> Option<Entry> {
             body: Bytes::copy_from_slice(map.get(b"body".as_slice()).copied().unwrap_or_default()),
         },
     })
+}
+
+/// Returns true when `id` has the form of a stream entry id: `MS` or `MS-SEQ`, each a 64-bit
+/// unsigned decimal number.
+fn is_stream_id(id: &str) -> bool {
+    let digits =
+        |part: &str| part.bytes().all(|b| b.is_ascii_digit()) && part.parse::<u64>().is_ok();
+    match id.split_once('-') {
+        Some((ms, seq)) => digits(ms) && digits(seq),
+        None => digits(id),
+    }
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -179,8 +179,15 @@ impl Worker {
                     "delivery attempt failed; retrying"
                 );
             }
-            if let Err(error) = self.queue.record_failure(&entry).await {
-                tracing::error!(route = %route, id = %entry.id, error = %error, "cannot record a failed delivery attempt");
+            match self.queue.record_failure(&entry).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(route = %route, id = %entry.id, "the request is no longer in the queue, most likely purged; delivery stops");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(route = %route, id = %entry.id, error = %error, "cannot record a failed delivery attempt");
+                }
             }
             let stopped = holding(&self.queue, &entry, async {
                 tokio::select! {
