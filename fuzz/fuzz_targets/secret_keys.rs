@@ -24,13 +24,19 @@ fn assert_redacted(derived: &Result<Key, KeyError>) {
 /// rejected. Only HMAC schemes over raw bytes are covered.
 fn expected_mac_key(scheme: &Scheme, secret: &[u8]) -> Option<Vec<u8>> {
     let bytes = match scheme {
-        Scheme::StandardWebhooks | Scheme::Svix => {
+        Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
+            // A public or private Standard Webhooks key is refused under `secrets:`.
+            if secret.starts_with(b"whpk_") || secret.starts_with(b"whsk_") {
+                return None;
+            }
             let encoded = secret.strip_prefix(b"whsec_").unwrap_or(secret);
             let decoded = STANDARD.decode(encoded).ok()?;
             // Only canonical base64 decodes, so encoding again gives the same text.
             assert_eq!(STANDARD.encode(&decoded).as_bytes(), encoded);
             decoded
         }
+        // A PEM document is a public key, never an HMAC secret.
+        _ if secret.trim_ascii_start().starts_with(b"-----BEGIN ") => return None,
         _ => secret.to_vec(),
     };
     (!bytes.is_empty()).then_some(bytes)

@@ -113,10 +113,11 @@ pub fn byte_signed_schemes() -> Vec<Scheme> {
 }
 
 /// Derives a key whose MAC key is `secret` itself: `whsec_` and base64 for Standard Webhooks
-/// and Svix, the bytes unchanged for every other scheme. `None` for an empty secret.
+/// and the Svix family, the bytes unchanged for every other scheme. `None` for an empty
+/// secret, and for a secret that the scheme refuses (a PEM document, say).
 pub fn key_for(scheme: &Scheme, secret: &[u8]) -> Option<Key> {
     let text = match scheme {
-        Scheme::StandardWebhooks | Scheme::Svix => {
+        Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend => {
             format!("whsec_{}", STANDARD.encode(secret)).into_bytes()
         }
         _ => secret.to_vec(),
