@@ -73,15 +73,15 @@ fuzz_target!(|input: Input| {
     };
     let timestamp = i64::from(input.timestamp);
     let id = format!("msg_{}", input.id);
-    // Some schemes refuse some bodies however they are signed: X's, a body that could be a
+    // Some schemes reject some bodies however they are signed: X's, a body that could be a
     // CRC token; HubSpot's and Square's, a body that is not JSON (URL and body are signed
     // back to back). Those get the input as a JSON string instead.
-    let refused = match scheme.name() {
+    let rejected_as_is = match scheme.name() {
         "twitter" => handshake::is_token(&input.body),
         "hubspot" | "square" => !input.body.is_empty(),
         _ => false,
     };
-    let body = if refused {
+    let body = if rejected_as_is {
         format!("{{\"bytes\":\"{}\"}}", hex::encode(&input.body)).into_bytes()
     } else {
         input.body.clone()
