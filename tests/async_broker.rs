@@ -217,11 +217,11 @@ fn broker_down_answers_503() {
     let _ = redis.child.kill();
     let _ = redis.child.wait();
 
-    let refused = common::assert_rejects(&gateway, "github", 503, "queue_unavailable", || {
+    let rejected = common::assert_rejects(&gateway, "github", 503, "queue_unavailable", || {
         client::send(gateway.addr, &webhook("down-0", &body_for("down-0")))
     });
 
-    assert!(refused.header("retry-after").is_some());
+    assert!(rejected.header("retry-after").is_some());
     assert_eq!(upstream.requests().len(), 0, "nothing was delivered");
 }
 

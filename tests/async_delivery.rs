@@ -578,10 +578,10 @@ fn full_queue_answers_503_and_stores_nothing() {
     let gateway = Gateway::start_config_env(&text, ENV);
     send_burst(&gateway, 0..3);
 
-    let refused = common::assert_rejects(&gateway, "github", 503, "queue_full", || {
+    let rejected = common::assert_rejects(&gateway, "github", 503, "queue_full", || {
         client::send(gateway.addr, &webhook("burst-3", &body_for(3)))
     });
-    assert!(refused.header("retry-after").is_some());
+    assert!(rejected.header("retry-after").is_some());
 
     let upstream = Scripted::start(port, Vec::new());
     assert_eq!(gateway.wait_for_metric(DELIVERED, 3.0, DELIVERY_WAIT), 3.0);
@@ -618,19 +618,19 @@ fn failed_write_answers_503_and_acks_nothing_lost() {
     let limited = Limited::start(&text, 8 * 1024 * 2);
 
     let mut acked = Vec::new();
-    let mut refused = None;
+    let mut rejected = None;
     for index in 0..128 {
         let mut body = body_for(index);
         body.extend(pattern(256 * 1024));
         let response = client::send(limited.addr, &webhook(&format!("big-{index}"), &body));
         if response.status == 503 {
-            refused = Some((index, response));
+            rejected = Some((index, response));
             break;
         }
         assert_queued(&response);
         acked.push((index, body));
     }
-    let (refused_index, response) = refused.expect("the size limit was never reached");
+    let (rejected_index, response) = rejected.expect("the size limit was never reached");
     assert_eq!(
         response.reason(),
         "queue_unavailable",
@@ -664,12 +664,12 @@ fn failed_write_answers_503_and_acks_nothing_lost() {
             .unwrap_or_else(|| panic!("{id} was acknowledged but not delivered"));
         common::assert_same_bytes(&arrival.body, body);
     }
-    let refused_id = format!("big-{refused_index}");
+    let rejected_id = format!("big-{rejected_index}");
     assert!(
         arrivals
             .iter()
-            .all(|a| a.header("x-github-delivery").as_deref() != Some(refused_id.as_str())),
-        "the refused request was delivered"
+            .all(|a| a.header("x-github-delivery").as_deref() != Some(rejected_id.as_str())),
+        "the rejected request was delivered"
     );
     let delivered = restarted.wait_for_metric(DELIVERED, acked.len() as f64, DELIVERY_WAIT);
     assert_eq!(delivered, acked.len() as f64);
@@ -1105,10 +1105,10 @@ fn byte_limit_answers_503_queue_full() {
         assert_queued(&response);
     }
 
-    let refused = common::assert_rejects(&gateway, "github", 503, "queue_full", || {
+    let rejected = common::assert_rejects(&gateway, "github", 503, "queue_full", || {
         client::send(gateway.addr, &webhook("burst-2", &big(2)))
     });
-    assert!(refused.header("retry-after").is_some());
+    assert!(rejected.header("retry-after").is_some());
     let bytes = gateway.wait_for_metric("hookgate_queue_bytes", 2048.0, Duration::from_secs(5));
     assert!(
         bytes > 2048.0 && bytes <= 3072.0,

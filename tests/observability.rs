@@ -171,7 +171,7 @@ fn admin_endpoints_answer() {
 
     let health = get("/healthz");
     assert_eq!(health.status, 200);
-    // The sockets are bound before the services start, so /readyz may answer 503 for a
+    // The sockets are bound before the services start, so /readyz may return 503 for a
     // moment after the port accepts connections.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let mut ready = get("/readyz");

@@ -540,7 +540,7 @@ fn zoom_url_validation_answered_by_gateway() {
     let forged = br#"{"payload":{"plainToken":"v0:1:{}"},"event":"endpoint.url_validation"}"#;
 
     let response = post(&gateway, "/hooks/zoom", &[], body);
-    let refused = post(&gateway, "/hooks/zoom", &[], forged);
+    let rejected = post(&gateway, "/hooks/zoom", &[], forged);
 
     assert_eq!(response.status, 200, "{}", response.body_text());
     let json: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON response");
@@ -550,7 +550,7 @@ fn zoom_url_validation_answered_by_gateway() {
     ));
     assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
     assert_eq!(json["encryptedToken"], expected.as_str());
-    assert_eq!(refused.status, 400, "{}", refused.body_text());
+    assert_eq!(rejected.status, 400, "{}", rejected.body_text());
     assert_eq!(
         upstream.requests().len(),
         0,
@@ -574,7 +574,7 @@ fn twitter_crc_answered_by_gateway() {
 
     let path = format!("/hooks/x?crc_token={token}");
     let response = send(gateway.addr, &request("GET", &path, &[], b""));
-    let refused = send(
+    let rejected = send(
         gateway.addr,
         &request("GET", "/hooks/x?crc_token=%7B%7D", &[], b""),
     );
@@ -585,7 +585,7 @@ fn twitter_crc_answered_by_gateway() {
     let mac = hmac_sha256(secret.as_bytes(), &[token.as_bytes()]);
     let expected = format!("sha256={}", STANDARD.encode(mac));
     assert_eq!(json["response_token"], expected.as_str());
-    assert_eq!(refused.status, 400, "{}", refused.body_text());
+    assert_eq!(rejected.status, 400, "{}", rejected.body_text());
     assert_eq!(
         plain_get.status, 405,
         "a GET without crc_token is not a handshake"

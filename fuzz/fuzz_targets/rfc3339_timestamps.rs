@@ -64,7 +64,7 @@ impl Input {
     }
 }
 
-/// Whether `text` uses only the forms hookgate accepts beyond what `chrono` checks.
+/// Returns whether `text` uses only the forms hookgate accepts beyond what `chrono` checks.
 fn strict_form(text: &str) -> bool {
     let fraction_digits = text.split_once('.').map_or(0, |(_, rest)| {
         rest.bytes().take_while(u8::is_ascii_digit).count()

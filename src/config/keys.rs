@@ -62,7 +62,7 @@ pub(super) fn resolve(
     route_keys
 }
 
-/// Returns the list a route without keys should add and the message that says so.
+/// Returns the list a route without keys should add, and the error message naming it.
 fn missing_keys(scheme: Option<&Scheme>) -> (&'static str, &'static str) {
     match scheme {
         Some(Scheme::StandardWebhooks | Scheme::Svix | Scheme::Clerk | Scheme::Resend) => (

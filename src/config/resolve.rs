@@ -844,7 +844,7 @@ fn remove_key(value: &mut Value, segments: &[&serde_path_to_error::Segment], key
         .is_some()
 }
 
-/// Rewrites serde's "missing field `NAME`" as a config error that says what to add, and
+/// Rewrites serde's "missing field `NAME`" as a config error that names the key to add, and
 /// returns any other message unchanged.
 fn explain_missing_field(message: &str) -> String {
     let name = message

@@ -78,7 +78,7 @@ fn entry_not_found(operation: &Operation, result: &Value) -> Option<String> {
     ))
 }
 
-/// Builds the operation of a subcommand; the flag tells whether to print JSON.
+/// Builds the operation of a subcommand and whether to print it as JSON.
 fn operation(command: QueueCommand) -> Result<(Operation, bool), String> {
     Ok(match command {
         QueueCommand::List {

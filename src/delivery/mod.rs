@@ -1,7 +1,6 @@
 //! Asynchronous delivery, for routes with `delivery: async`. The pipeline stores a verified
-//! request in the queue and acknowledges it only once the store has it durably; delivery
-//! workers then send it to the upstream with retries, and dead-letter what cannot be
-//! delivered.
+//! request in the queue and acknowledges it only once it is stored durably. Delivery workers
+//! then send it to the upstream with retries, and dead-letter what cannot be delivered.
 //!
 //! ```text
 //! verified request ─▶ queue (redb file or Redis stream) ─▶ 202 to the sender

@@ -1,7 +1,7 @@
 //! The shared broker: one Redis stream per route, read through a consumer group, so that
 //! each entry goes to one gateway at a time. An entry leaves the stream once delivered or
-//! dead-lettered (`XACK` and `XDEL` together); an entry whose gateway died stays pending and
-//! is claimed by another gateway once it has been idle for the claim time.
+//! dead-lettered (`XACK` and `XDEL` together). An entry whose gateway died stays pending, and
+//! another gateway claims it once it has been idle for the claim time.
 //!
 //! Keys, under the configured prefix: `queue:ROUTE` (stream), `dead:ROUTE` (stream of
 //! dead-lettered entries) and `queued:ROUTE:ID` (the stream id of a stored delivery id).
@@ -540,7 +540,8 @@ fn failed(error: redis::RedisError) -> QueueError {
     QueueError::Unavailable(format!("Redis: {error}"))
 }
 
-/// A `COUNT` argument: Redis takes a signed 64-bit count of at least 1.
+/// Converts `count` to a `COUNT` argument, because Redis takes a signed 64-bit count of at
+/// least 1.
 fn count_arg(count: usize) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX).max(1)
 }

@@ -87,7 +87,7 @@ pub fn body_response(
     }))
 }
 
-/// Returns whether `bytes` is a token that the gateway answers a handshake for: 1 to
+/// Returns whether `bytes` is a token that the gateway responds to in a handshake: 1 to
 /// [`MAX_TOKEN_LEN`] characters of the base64 and base64url alphabets.
 ///
 /// X signs a delivery with the same HMAC as the CRC response, over the raw body, so a

@@ -248,7 +248,7 @@ impl Key {
 }
 
 /// Rejects a Standard Webhooks key whose prefix names another kind of key than `expected`,
-/// with an error that says where it belongs.
+/// with an error that names the list it belongs in.
 fn reject_other_standard_prefix(text: &[u8], expected: &[u8]) -> Result<(), KeyError> {
     let kinds = [
         (WHSEC_PREFIX, KeyError::WhsecInPublicKeys),
